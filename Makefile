@@ -1,0 +1,36 @@
+# Two commands for users: `make demo` and `make test`. Everything else is for developers.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+WORDNET_DB := /usr/share/wordnet/data.noun
+
+.PHONY: demo test bench wordnet install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch and torchvision are pinned in pyproject; pip takes them from the machine's wheel cache when it has them
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# WordNet 3.0 from Debian's packages (the taxonomy tests use the real database); only when missing and root.
+wordnet:
+	@if [ ! -f $(WORDNET_DB) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing WordNet 3.0 (wordnet-base, wordnet-sense-index)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base wordnet-sense-index >/dev/null; \
+	fi
+
+test: $(STAMP) wordnet
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(VENV)/bin/hier demo
+
+bench: $(STAMP) wordnet
+	$(PY) -m pytest -m slow
+	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

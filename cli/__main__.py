@@ -1,0 +1,5 @@
+"""``python -m hier.cli`` (and ``torchrun -m hier.cli``)."""
+
+from .main import run
+
+run()

@@ -1,0 +1,3 @@
+import typer
+
+app = typer.Typer(help="Datasets: the synthetic plankton benchmark.", no_args_is_help=True)

@@ -1,0 +1,124 @@
+"""EcoTaxa exports (.tsv, or a .zip of them): rows, and the taxonomy of their annotations.
+
+An export is tab-separated, values may be quoted, and a second line may hold `[t]`/`[f]`
+type tags. The lineage is ``object_annotation_hierarchy`` ("living>...>Copepoda"); the display
+name ``object_annotation_category`` ("egg<other") is unique only together with its parent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from .errors import InputError
+from .io import decode_text, read_bytes
+from .taxonomy import Taxonomy
+
+HIERARCHY = "object_annotation_hierarchy"
+CATEGORY = "object_annotation_category"
+STATUS = "object_annotation_status"
+DEFAULT_STATUS = ("validated",)
+
+
+@dataclass(frozen=True)
+class EcoTaxaRow:
+    fields: dict[str, str]
+    where: str  # "file.tsv: line 7", for error messages
+    folder: PurePosixPath  # the TSV's folder, inside the zip or on disk; img_file_name is relative to it
+
+    def lineage(self) -> list[str]:
+        hierarchy = self.fields.get(HIERARCHY, "").strip()
+        if hierarchy:
+            return [p.strip() for p in hierarchy.split(">") if p.strip()]
+        # 'egg<other' is 'egg' under 'other': read it root-first
+        return [p.strip() for p in reversed(self.fields.get(CATEGORY, "").split("<")) if p.strip()]
+
+    @property
+    def status(self) -> str:
+        return self.fields.get(STATUS, "").strip().lower()
+
+
+def safe_member(name: str, archive) -> PurePosixPath:
+    """A zip member path that stays inside the archive; '../' and absolute members are refused."""
+    member = PurePosixPath(name.replace("\\", "/"))
+    if member.is_absolute() or ".." in member.parts or (member.parts and member.parts[0].endswith(":")):
+        raise InputError(f"unsafe member path {name!r} (escapes the archive)", path=archive)
+    return member
+
+
+def _parse_tsv(text: str, origin: str, folder: PurePosixPath) -> list[EcoTaxaRow]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t")
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise InputError("the file is empty", path=origin) from None
+    if HIERARCHY not in header and CATEGORY not in header:
+        raise InputError(f"not an EcoTaxa export: no {HIERARCHY!r} or {CATEGORY!r} column", path=origin)
+    rows = []
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        if reader.line_num == 2 and all(c.strip() in ("[t]", "[f]") for c in row):
+            continue  # the type-tag line
+        if len(row) != len(header):
+            raise InputError(f"{len(row)} fields where the header has {len(header)}", path=origin,
+                             where=f"line {reader.line_num}")
+        rows.append(EcoTaxaRow(dict(zip(header, row)), f"{origin}: line {reader.line_num}", folder))
+    return rows
+
+
+def read_export(path: str | os.PathLike) -> list[EcoTaxaRow]:
+    """All rows of an export (.tsv, or every .tsv inside a .zip)."""
+    data = read_bytes(path)
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        rows = []
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = [m for m in archive.namelist() if m.lower().endswith((".tsv", ".txt"))]
+            if not members:
+                raise InputError("the zip holds no .tsv export", path=path)
+            for name in members:
+                member = safe_member(name, path)
+                text = decode_text(archive.read(name), f"{path}:{name}")
+                rows += _parse_tsv(text, f"{path}:{name}", member.parent)
+        return rows
+    return _parse_tsv(decode_text(data, path), str(path), PurePosixPath("."))
+
+
+def filter_status(rows: Sequence[EcoTaxaRow], status: Sequence[str], path) -> list[EcoTaxaRow]:
+    """Keep rows whose annotation status is wanted; a file without a status column keeps all."""
+    wanted = {s.strip().lower() for s in status}
+    if rows and STATUS not in rows[0].fields:
+        return list(rows)
+    kept = [r for r in rows if r.status in wanted]
+    if rows and not kept:
+        found = sorted({r.status or "(empty)" for r in rows})
+        raise InputError(f"no row has status {', '.join(sorted(wanted))} (found: {', '.join(found)}); "
+                         "widen with --status", path=path)
+    return kept
+
+
+def build_from_ecotaxa(path: str | os.PathLike, *, status: Sequence[str] = DEFAULT_STATUS) -> Taxonomy:
+    """The taxonomy of an export's annotations; each annotated category is a label node."""
+    rows = filter_status(read_export(path), status, path)
+    paths, labels = [], []
+    for row in rows:
+        names = row.lineage()
+        if not names:
+            raise InputError("no annotation (empty hierarchy and category)", path=row.where)
+        node_path, prefix = [], ""
+        for name in names:
+            prefix = f"{prefix}>{name}" if prefix else name
+            node_path.append((prefix, name, None))
+        display = row.fields.get(CATEGORY, "").strip()
+        if display:  # EcoTaxa's own name for the category, unique with its parent ('egg<other')
+            node_path[-1] = (node_path[-1][0], display, None)
+        paths.append(node_path)
+        labels.append(prefix)
+    if not paths:
+        raise InputError("the export has no annotated rows", path=path)
+    return Taxonomy.from_paths(paths, source="ecotaxa", labels=labels)

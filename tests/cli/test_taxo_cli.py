@@ -1,0 +1,111 @@
+"""``hier taxo`` end to end, in-process and as a real subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hier.taxo import Taxonomy
+
+RANKS = "kingdom,phylum,class,order,family,genus,species"
+
+
+def test_build_show_stats_render_prune(run_cli, data_dir, tmp_path):
+    out = tmp_path / "phyto.json"
+    code, stdout, _ = run_cli("taxo", "build", "--source", "csv", data_dir / "phytoplankton-taxonomy/taxonomy.csv",
+                              "--rank-columns", RANKS, "--label-column", "folder", "-o", out)
+    assert code == 0 and "nodes" in stdout
+    t = Taxonomy.load(out)
+    assert sum(t.is_label(i) for i in range(len(t))) == 95
+
+    code, stdout, _ = run_cli("taxo", "show", out, "--depth", "1")
+    assert code == 0 and "Chromista" in stdout and "Chaetoceros" not in stdout
+    code, stdout, _ = run_cli("taxo", "show", out, "--format", "csv")
+    assert code == 0 and stdout.splitlines()[0] == "id,parent,name,rank" and len(stdout.splitlines()) == len(t) + 1
+    code, stdout, _ = run_cli("taxo", "stats", out, "--json")
+    stats = json.loads(stdout)
+    assert stats["nodes"] == len(t) and stats["dead_nodes"] == 0
+
+    code, _, _ = run_cli("taxo", "render", out, "-o", tmp_path / "tree.svg")
+    assert code == 0 and (tmp_path / "tree.svg").stat().st_size > 1000
+
+    unpruned = tmp_path / "unpruned.json"
+    assert run_cli("taxo", "build", "--source", "csv", data_dir / "phytoplankton-taxonomy/taxonomy.csv",
+                   "--rank-columns", RANKS, "--label-column", "folder", "--no-prune", "-o", unpruned)[0] == 0
+    code, stdout, _ = run_cli("taxo", "prune", unpruned, "-o", tmp_path / "pruned.json")
+    assert code == 0
+    assert Taxonomy.load(tmp_path / "pruned.json").nodes() == t.nodes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["taxo", "show", "{tmp}/missing.json"], "missing.json: no such file"),
+    (["taxo", "show", "{tmp}/empty.json"], "empty.json: the file is empty"),
+    (["taxo", "show", "{tmp}/cycle.json"], "cycle.json: node 'a': the parents form a cycle"),
+    (["taxo", "show", "{tmp}/roots.json"], "roots.json: 2 roots"),
+    (["taxo", "build", "--source", "csv", "{tmp}/latin1.csv", "--lineage-column", "l", "-o", "{tmp}/o.json"],
+     "latin1.csv: line 2: not UTF-8"),
+    (["taxo", "build", "--source", "csv", "{tmp}/edges.csv", "--parent-column", "p", "--child-column", "c",
+      "-o", "{tmp}/o.json"], "edges.csv: line 3: 'y' has two parents"),
+    (["taxo", "build", "--source", "ecotaxa", "{tmp}/edges.csv", "-o", "{tmp}/o.json"], "not an EcoTaxa export"),
+    (["taxo", "build", "--source", "csv", "{tmp}/edges.csv", "--lineage-column", "nope", "-o", "{tmp}/o.json"],
+     "no column 'nope'"),
+    (["taxo", "build", "--source", "nosuch", "{tmp}/edges.csv", "-o", "{tmp}/o.json"], "unknown taxonomy_source"),
+    (["taxo", "build", "--source", "ecotaxa", "{tmp}/nothere.tsv", "-o", "{tmp}/o.json"], "nothere.tsv: no such file"),
+    (["taxo", "build", "--source", "ecotaxa", "{data}/ecotaxa_export.tsv", "--tree", "longest", "-o", "{tmp}/o.json"],
+     "does not accept option(s) 'tree'"),
+    (["taxo", "render", "{tmp}/x.json", "-o", "{tmp}/t.png"], "x.json: no such file"),
+    (["taxo", "render", "{tmp}/roots.json", "-o", "{tmp}/t.png"], "roots.json: 2 roots"),
+    (["taxo", "show", "{tmp}/good.json", "--format", "xml"], "--format: unknown format 'xml'"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_output(run_cli, data_dir, tmp_path, args, message):
+    (tmp_path / "empty.json").write_text("")
+    (tmp_path / "cycle.json").write_text(json.dumps({"format": "hier-taxonomy", "version": 1, "nodes": [
+        {"id": "r", "parent": None}, {"id": "a", "parent": "b"}, {"id": "b", "parent": "a"}]}))
+    (tmp_path / "roots.json").write_text(json.dumps({"format": "hier-taxonomy", "version": 1, "nodes": [
+        {"id": "r", "parent": None}, {"id": "s", "parent": None}]}))
+    (tmp_path / "latin1.csv").write_bytes("l\nliving>Ceratium>caf\xe9\n".encode("latin-1"))
+    (tmp_path / "edges.csv").write_text("p,c\nx,y\nz,y\n")
+    (tmp_path / "good.json").write_text(json.dumps({"format": "hier-taxonomy", "version": 1, "nodes": [
+        {"id": "r", "parent": None}]}))
+    code, stdout, stderr = run_cli(*[a.format(tmp=tmp_path, data=data_dir) for a in args])
+    assert code == 2, stderr
+    assert stderr.startswith("hier: error: ") and message in stderr
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert not (tmp_path / "o.json").exists() and not (tmp_path / "t.png").exists()
+
+
+def test_output_folder_missing(run_cli, data_dir, tmp_path):
+    code, _, stderr = run_cli("taxo", "build", "--source", "ecotaxa", data_dir / "ecotaxa_export.tsv",
+                              "-o", tmp_path / "no/such/dir/t.json")
+    assert code == 2 and "the output folder does not exist" in stderr
+
+
+def test_taxo_commands_never_import_torch(data_dir, tmp_path):
+    script = f"""
+import sys
+from hier.cli.main import main
+d, t = {str(data_dir)!r}, {str(tmp_path)!r}
+codes = [main(["--help"]), main(["taxo", "--help"]),
+         main(["taxo", "build", "--source", "ecotaxa", d + "/ecotaxa_export.tsv", "-o", t + "/e.json"]),
+         main(["taxo", "build", "--source", "csv", d + "/phytoplankton-taxonomy/taxonomy.csv",
+               "--rank-columns", "{RANKS}", "--label-column", "folder", "-o", t + "/p.json"]),
+         main(["taxo", "show", t + "/p.json"]), main(["taxo", "stats", t + "/p.json", "--json"]),
+         main(["taxo", "prune", t + "/p.json", "-o", t + "/q.json"]),
+         main(["taxo", "render", t + "/p.json", "-o", t + "/p.png"])]
+assert codes == [0] * len(codes), codes
+print("TORCH" if "torch" in sys.modules else "NO-TORCH")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("NO-TORCH")
+
+
+def test_console_script_exit_codes(tmp_path):
+    exe = __import__("shutil").which("hier", path=str(__import__("pathlib").Path(sys.executable).parent))
+    ok = subprocess.run([exe, "taxo", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "build" in ok.stdout
+    bad = subprocess.run([exe, "taxo", "show", str(tmp_path / "none.json")], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no such file" in bad.stderr
+    usage = subprocess.run([exe, "taxo", "show"], capture_output=True, text=True)
+    assert usage.returncode == 2
