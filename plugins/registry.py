@@ -8,7 +8,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-from hier.taxo.errors import InputError
+from hier.taxo.errors import HierError, InputError
 
 
 @dataclass(frozen=True)
@@ -24,16 +24,17 @@ class Registry:
 
     def __init__(self, kind: str):
         self.kind = kind  # plural, as in "heads"
+        self.label = {"losses": "loss"}.get(kind, kind[:-1]).replace("_", " ")  # "head", "taxonomy source"
         self.entries: dict[str, Entry] = {}
 
     def register(self, name: str, factory: Callable, *, help: str = "", plugin: str) -> None:
         if not isinstance(name, str) or not name:
-            raise ValueError(f"{plugin}: a {self.kind[:-1]} name must be a non-empty string")
+            raise ValueError(f"{plugin}: a {self.label} name must be a non-empty string")
         if not callable(factory):
-            raise TypeError(f"{plugin}: the {self.kind[:-1]} {name!r} factory is not callable")
+            raise TypeError(f"{plugin}: the {self.label} {name!r} factory is not callable")
         if name in self.entries:
             other = self.entries[name].plugin
-            raise RegistryConflict(f"{self.kind[:-1]} {name!r} is registered by both {other!r} and {plugin!r}")
+            raise RegistryConflict(f"{self.label} {name!r} is registered by both {other!r} and {plugin!r}")
         first_line = (help or inspect.getdoc(factory) or "").strip().splitlines()
         self.entries[name] = Entry(name, factory, first_line[0] if first_line else "", plugin)
 
@@ -46,15 +47,15 @@ class Registry:
         except KeyError:
             close = difflib.get_close_matches(name, self.entries, n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"available: {', '.join(self.names())}"
-            raise InputError(f"unknown {self.kind[:-1]} {name!r}; {hint}") from None
+            raise InputError(f"unknown {self.label} {name!r}; {hint}") from None
 
     def create(self, name: str, /, **kwargs):
         entry = self.get(name)
-        check_options(entry, kwargs, self.kind[:-1])
+        check_options(entry, kwargs, self.label)
         return entry.factory(**kwargs)
 
 
-class RegistryConflict(Exception):
+class RegistryConflict(HierError):
     """Two plugins registered the same name."""
 
 

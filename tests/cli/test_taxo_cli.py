@@ -50,7 +50,7 @@ def test_build_show_stats_render_prune(run_cli, data_dir, tmp_path):
     (["taxo", "build", "--source", "ecotaxa", "{tmp}/edges.csv", "-o", "{tmp}/o.json"], "not an EcoTaxa export"),
     (["taxo", "build", "--source", "csv", "{tmp}/edges.csv", "--lineage-column", "nope", "-o", "{tmp}/o.json"],
      "no column 'nope'"),
-    (["taxo", "build", "--source", "nosuch", "{tmp}/edges.csv", "-o", "{tmp}/o.json"], "unknown taxonomy_source"),
+    (["taxo", "build", "--source", "nosuch", "{tmp}/edges.csv", "-o", "{tmp}/o.json"], "unknown taxonomy source 'nosuch'"),
     (["taxo", "build", "--source", "ecotaxa", "{tmp}/nothere.tsv", "-o", "{tmp}/o.json"], "nothere.tsv: no such file"),
     (["taxo", "build", "--source", "ecotaxa", "{data}/ecotaxa_export.tsv", "--tree", "longest", "-o", "{tmp}/o.json"],
      "does not accept option(s) 'tree'"),
