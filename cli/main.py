@@ -15,7 +15,7 @@ import typer
 
 from hier.taxo.errors import HierError, InputError
 
-from . import data, plugins, taxo
+from . import data, plugins, taxo, train
 
 app = typer.Typer(
     name="hier",
@@ -28,6 +28,7 @@ app = typer.Typer(
 app.add_typer(taxo.app, name="taxo")
 app.add_typer(data.app, name="data")
 plugins.add_commands(app)
+app.command("fit")(train.fit)
 
 
 @app.callback()

@@ -1,0 +1,78 @@
+"""``hier fit``: parse the flags, resolve the config, call the library."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from hier.taxo.errors import InputError
+
+console = Console(stderr=True)
+
+
+def _names(kind: str):
+    def complete(incomplete: str) -> list[str]:
+        from hier.plugins import get_plugins
+
+        return get_plugins().registry(kind).names(f"{incomplete}*")
+
+    return complete
+
+
+def fit(
+    dataset: Path = typer.Argument(..., help="Class folders, an EcoTaxa export, or a CSV of paths and labels."),
+    taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", "-t", help="hier-taxonomy JSON (not with --resume)."),
+    head: Optional[str] = typer.Option(None, help="Registered head name (see `hier heads`).",
+                                       autocompletion=_names("heads")),
+    loss: Optional[str] = typer.Option(None, help="Registered loss (default: the head's own).",
+                                       autocompletion=_names("losses")),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config file."),
+    set_: List[str] = typer.Option([], "--set", help="key=value, dotted for options (head_options.margin=0.3)."),
+    backbone: Optional[str] = typer.Option(None, help="Registered backbone (see `hier backbones`).",
+                                           autocompletion=_names("backbones")),
+    weights: Optional[str] = typer.Option(None, help="Backbone weights: a local file, a torchvision enum in the "
+                                                     "torch cache, or none."),
+    freeze_backbone: Optional[bool] = typer.Option(None, "--freeze-backbone/--finetune",
+                                                   help="Freeze the backbone, or train it (default: frozen "
+                                                        "with pretrained weights)."),
+    epochs: Optional[int] = typer.Option(None, min=1),
+    batch_size: Optional[int] = typer.Option(None, min=1),
+    image_size: Optional[int] = typer.Option(None, min=8),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/HEAD-TIME)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue this run directory from its last checkpoint."),
+    force: bool = typer.Option(False, help="Replace an existing run directory."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
+):
+    """Train a head on a dataset; writes a run directory (config, metrics, checkpoints, weights).
+
+    Example: hier fit synth/ --taxonomy synth/taxonomy.json --head arcface-multihead --epochs 5 -o runs/demo
+    """
+    from hier.engine import config as cfg
+    from hier.engine import runs
+
+    flags = {"head": head, "loss": loss, "backbone": backbone, "weights": weights, "freeze_backbone": freeze_backbone,
+             "epochs": epochs, "batch_size": batch_size, "image_size": image_size, "device": device}
+    if resume is not None:
+        if taxonomy is not None:
+            raise InputError("--resume uses the run's own taxonomy; drop --taxonomy", where="--taxonomy")
+        base = runs.read_config(runs.check_run_dir(resume))
+        resolved = cfg.resolve_config(config_file=config, flags=flags, sets=set_, base=base)
+        run_dir = resume
+    else:
+        if taxonomy is None:
+            raise InputError("--taxonomy is required (a hier-taxonomy JSON, see `hier taxo build`)")
+        resolved = cfg.resolve_config(config_file=config, flags=flags, sets=set_)
+        run_dir = out or Path("runs") / f"{resolved['head']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if print_config:
+        typer.echo(cfg.dump(resolved), nl=False)
+        return
+    from hier.engine.fit import fit as run_fit
+
+    run_fit(dataset, taxonomy, resolved, run_dir, resume=resume is not None, force=force, console=console)
+    console.print(f"run written to {run_dir}; next: hier calibrate {run_dir} · hier predict {run_dir} IMAGES "
+                  f"--confidence 0.9 · hier evaluate {run_dir} {dataset}")
