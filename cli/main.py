@@ -10,7 +10,6 @@ import os
 import sys
 import warnings
 
-import click
 import typer
 
 from hier.taxo.errors import HierError, InputError
@@ -52,10 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         _add_plugin_commands()
         code = app(argv, prog_name="hier", standalone_mode=False)
         return code if isinstance(code, int) else 0
-    except click.ClickException as e:  # usage errors: click prints its own short message
-        e.show()
-        return 2
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         print("hier: interrupted", file=sys.stderr)
         return 130
     except HierError as e:
@@ -64,10 +60,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hier: error: {e}", file=sys.stderr)
         return e.exit_code
     except Exception as e:  # runtime failures: one line unless --debug
+        if _is_a(e, "Abort"):  # click's wrapping of Ctrl-C
+            print("hier: interrupted", file=sys.stderr)
+            return 130
+        if _is_a(e, "ClickException"):  # usage errors: click prints its own short message
+            e.show()
+            return e.exit_code
         if debug:
             raise
         print(f"hier: error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _is_a(error: Exception, name: str) -> bool:
+    """Typer ships its own copy of click, so its exceptions are matched by class name."""
+    return any(cls.__name__ == name for cls in type(error).__mro__)
 
 
 def run() -> None:

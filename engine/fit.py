@@ -352,10 +352,11 @@ def _fit(dataset_path, taxonomy_path, config, run_dir, resume, force, console) -
                 train_loss, seen = _train_epoch(trainer, loss_fn, optimizer, schedule, train_data, from_features,
                                                 epoch_batches(n_train, config, epoch, weights), config, device,
                                                 progress, epoch)
+                train_seconds = time.perf_counter() - t0
                 row = {"epoch": epoch + 1, "train_loss": train_loss, **validate(step, loss_fn, val_loader, config,
                                                                                 device, tree),
                        "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0,
-                       "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
+                       "images_per_s": seen / max(train_seconds, 1e-9)}
                 progress.advance(epochs_task)
                 if not dist.is_main():
                     continue

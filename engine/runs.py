@@ -35,9 +35,10 @@ def prepare_run_dir(path: Path, *, force: bool) -> Path:
             raise InputError("the run directory already exists; continue it with --resume or replace it with --force",
                              path=path)
         shutil.rmtree(path)
-    if not path.parent.is_dir():
-        raise InputError("the output folder does not exist", path=path.parent)
-    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    try:
+        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create the run directory ({e.strerror})", path=path) from None
     return path
 
 

@@ -1,0 +1,428 @@
+"""WordNet 3.0 noun hierarchy over ImageNet-style wnids, turned from a DAG into a tree.
+
+WordNet is read with nltk. Where nltk's own ``wordnet`` corpus is not installed, a WordNet 3.0
+database on the machine (Debian's ``wordnet-base`` in /usr/share/wordnet, or ``$WNHOME/dict``)
+is copied once into the user's cache as an nltk data folder, because nltk only reads files
+under its data path. Loading WordNet with nltk takes seconds, so the first build also caches
+what building needs, a compact noun hypernym index, and later builds read only that index
+(nltk is not even imported).
+
+DAG -> tree: every synset keeps one hypernym as its parent.
+
+- ``longest`` (default): the hypernym deepest from the root by its *longest* path, so each
+  synset's root path is a longest hypernym path (the ImageNet tree of Bertinetto et al. 2020);
+- ``shortest``: the hypernym nearest the root by its shortest path;
+- ``first``: nltk's first hypernym, ``(hypernyms() + instance_hypernyms())[0]`` with each list
+  sorted by synset name as nltk documents (``dog`` -> ``canine.n.02``).
+
+Choosing by each synset's own depth makes the paths consistent: two wnids that share an
+ancestor reach the root through the same chain above it, so the chosen parents form a tree.
+Ties (two hypernyms at the same depth) go to the smaller synset offset.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from .errors import HierError, InputError
+from .io import atomic_write_bytes, read_text
+from .prune import prune_dead_nodes
+from .taxonomy import Taxonomy
+
+TREES = ("longest", "shortest", "first")
+
+_WNID = re.compile(r"n\d{8}")
+_INDEX_FORMAT = "hier-wordnet-nouns"
+_INDEX_VERSION = 1
+_INSTALL_HINT = ("install it with `apt-get install wordnet-base wordnet-sense-index` (or set WNHOME to a "
+                 "WordNet 3.0 folder), or run `python -c \"import nltk; nltk.download('wordnet')\"`")
+
+# Files nltk's WordNet reader opens when it starts; index.sense and cntlist.rev are read only on demand.
+_REQUIRED_FILES = tuple(f"{kind}.{pos}" for kind in ("index", "data") for pos in ("noun", "verb", "adj", "adv")) + (
+    "noun.exc", "verb.exc", "adj.exc", "adv.exc")
+_OPTIONAL_FILES = ("index.sense", "cntlist.rev")
+
+# The 45 lexicographer files of WordNet 3.0 (number, name, part of speech), as in its ``lexnames``
+# file; nltk needs that file and Debian's package does not ship it.
+_LEXNAMES = """\
+adj.all 3
+adj.pert 3
+adv.all 4
+noun.Tops 1
+noun.act 1
+noun.animal 1
+noun.artifact 1
+noun.attribute 1
+noun.body 1
+noun.cognition 1
+noun.communication 1
+noun.event 1
+noun.feeling 1
+noun.food 1
+noun.group 1
+noun.location 1
+noun.motive 1
+noun.object 1
+noun.person 1
+noun.phenomenon 1
+noun.plant 1
+noun.possession 1
+noun.process 1
+noun.quantity 1
+noun.relation 1
+noun.shape 1
+noun.state 1
+noun.substance 1
+noun.time 1
+verb.body 2
+verb.change 2
+verb.cognition 2
+verb.communication 2
+verb.competition 2
+verb.consumption 2
+verb.contact 2
+verb.creation 2
+verb.emotion 2
+verb.motion 2
+verb.perception 2
+verb.possession 2
+verb.social 2
+verb.stative 2
+verb.weather 2
+adj.ppl 3
+"""
+
+
+@dataclass(frozen=True)
+class NounIndex:
+    """What a build needs from WordNet: each noun synset's first lemma and its hypernyms.
+
+    Keys are synset offsets (``n01443537`` -> 1443537); ``hypernyms`` lists hypernyms, then
+    instance hypernyms, each sorted by synset name (the order nltk documents for ``hypernyms()``;
+    some nltk releases return them in set order, which changes from one process to the next).
+    """
+
+    version: str
+    names: dict[int, str]
+    hypernyms: dict[int, tuple[int, ...]]
+
+
+# nltk data folders this module added to nltk.data.path; not searched for nltk's own corpus.
+_LAYOUT_HOMES: set[str] = set()
+
+# ---- finding WordNet --------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/hier``, else ``~/.cache/hier``."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "hier"
+
+
+def find_wordnet() -> Path:
+    """The WordNet corpus folder nltk reads (``.../wordnet.zip/wordnet`` inside a zip).
+
+    nltk's installed ``wordnet`` corpus when nltk finds one; else a WordNet 3.0 database from
+    ``$WNHOME/dict`` or /usr/share/wordnet, laid out once as ``<cache>/nltk_data/corpora/wordnet``.
+    """
+    return _locate().root
+
+
+class _Located(NamedTuple):
+    root: Path  # the corpus folder
+    origin: Path  # the file whose size and mtime stand for the database's version
+    reader_root: object  # what nltk's reader opens: the folder, or a pointer into a zip
+
+
+def _locate() -> _Located:
+    import nltk
+
+    own_paths = [p for p in nltk.data.path if p not in _LAYOUT_HOMES]
+    pointer = None
+    for name in ("corpora/wordnet.zip/wordnet/", "corpora/wordnet"):  # in the order nltk.corpus.wordnet tries
+        try:
+            pointer = nltk.data.find(name, paths=own_paths)
+            break
+        except LookupError:
+            continue
+    if isinstance(pointer, nltk.data.ZipFilePathPointer):
+        archive = Path(pointer.zipfile.filename)
+        return _Located(archive / pointer.entry.rstrip("/"), archive, pointer)
+    if pointer is not None:
+        return _Located(Path(pointer.path), Path(pointer.path) / "data.noun", pointer.path)
+    layout_home = cache_dir() / "nltk_data"
+    layout = layout_home / "corpora" / "wordnet"
+    database = _system_database()
+    if database is not None:
+        _lay_out(database, layout)
+    elif not (layout / "data.noun").is_file():  # nor laid out earlier from a database since removed
+        raise InputError(f"no WordNet found: {_INSTALL_HINT}")
+    _LAYOUT_HOMES.add(str(layout_home))
+    if str(layout_home) not in nltk.data.path:
+        nltk.data.path.append(str(layout_home))  # nltk reads only under its data path
+    return _Located(layout, (database or layout) / "data.noun", str(layout))
+
+
+def _system_database() -> Path | None:
+    candidates = [Path(os.environ["WNHOME"]) / "dict"] if os.environ.get("WNHOME") else []
+    candidates.append(Path("/usr/share/wordnet"))
+    return next((d for d in candidates if all((d / f).is_file() for f in _REQUIRED_FILES)), None)
+
+
+def _is_copy_of(layout: Path, database: Path) -> bool:
+    def same(name: str) -> bool:
+        try:
+            a, b = (database / name).stat(), (layout / name).stat()
+        except OSError:
+            return False
+        return (a.st_size, a.st_mtime_ns) == (b.st_size, b.st_mtime_ns)
+
+    names = [f for f in _REQUIRED_FILES + _OPTIONAL_FILES if (database / f).exists()]
+    return (layout / "lexnames").is_file() and all(same(f) for f in names)
+
+
+def _lay_out(database: Path, layout: Path) -> Path:
+    """Copy the database into ``layout`` with a ``lexnames`` file, once.
+
+    Copies rather than symlinks: nltk refuses files whose real path lies outside its data path.
+    The folder is filled under a temporary name and renamed into place, so a process that
+    starts meanwhile sees the whole folder or none; the loser of a race keeps the winner's.
+    """
+    if _is_copy_of(layout, database):
+        return layout
+    try:
+        layout.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".wordnet-", dir=layout.parent))
+    except OSError as e:
+        raise HierError(f"cannot write the cache folder {layout.parent} ({e.strerror}); "
+                        "set XDG_CACHE_HOME to a writable folder") from None
+    try:
+        for name in _REQUIRED_FILES + _OPTIONAL_FILES + ("lexnames",):
+            if (database / name).is_file():
+                shutil.copy2(database / name, staging / name)  # keeps mtimes: _is_copy_of compares them
+        if not (staging / "lexnames").exists():
+            lines = (f"{number:02d}\t{name}\t{pos}" for number, (name, pos) in
+                     enumerate(line.split() for line in _LEXNAMES.splitlines()))
+            (staging / "lexnames").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for f in staging.iterdir():
+            f.chmod(0o644)  # nltk refuses group- or world-writable data files
+        if layout.exists() and not _is_copy_of(layout, database):  # a copy of an older database
+            shutil.rmtree(layout, ignore_errors=True)
+        try:
+            os.rename(staging, layout)
+        except OSError:
+            if not _is_copy_of(layout, database):  # not a concurrent process's finished copy
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return layout
+
+
+# ---- the cached noun index --------------------------------------------------------------------
+
+
+def _index_path() -> Path:
+    return cache_dir() / f"wordnet-nouns-v{_INDEX_VERSION}.json"
+
+
+def _stamp(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def noun_index() -> NounIndex:
+    """The noun hypernym index: from the cache when the database it came from is unchanged, else built with nltk."""
+    path = _index_path()
+    stamp = _stamp(path)
+    index = _read_index(path, *stamp) if stamp else None
+    if index is None:
+        index = _build_index(path)
+    return index
+
+
+@functools.lru_cache(maxsize=4)
+def _read_index(path: Path, size: int, mtime_ns: int) -> NounIndex | None:
+    """The cached index, or None when it is unreadable or its database changed (then it is rebuilt)."""
+    try:
+        data = json.loads(path.read_bytes())
+        if (data["format"], data["version"]) != (_INDEX_FORMAT, _INDEX_VERSION):
+            return None
+        if _stamp(Path(data["origin"])) != data["stamp"]:
+            return None
+        return _from_record(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _build_index(path: Path) -> NounIndex:
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    located = _locate()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The multilingual functions")  # no OMW needed here
+        wn = WordNetCorpusReader(located.reader_root, None)
+    offsets, names, hypernyms = [], [], []
+    for synset in wn.all_synsets("n"):
+        offsets.append(synset.offset())
+        names.append(synset.lemmas()[0].name())
+        hypernyms.append([h.offset() for h in sorted(synset.hypernyms()) + sorted(synset.instance_hypernyms())])
+    record = {"format": _INDEX_FORMAT, "version": _INDEX_VERSION, "wordnet": wn.get_version(),
+              "origin": str(located.origin), "stamp": _stamp(located.origin),
+              "offsets": offsets, "names": names, "hypernyms": hypernyms}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    except (OSError, InputError) as e:  # the build can go on; only the next one is slower
+        warnings.warn(f"cannot cache the WordNet index in {path} ({e}); every build will load WordNet with nltk",
+                      stacklevel=3)
+    return _from_record(record)
+
+
+def _from_record(record: dict) -> NounIndex:
+    offsets = record["offsets"]
+    return NounIndex(version=record["wordnet"], names=dict(zip(offsets, record["names"])),
+                     hypernyms=dict(zip(offsets, map(tuple, record["hypernyms"]))))
+
+
+# ---- wnids from files and folders -------------------------------------------------------------
+
+
+def _offset(wnid: str, index: NounIndex, *, path=None, where=None) -> int:
+    if not _WNID.fullmatch(wnid):
+        raise InputError(f"{wnid!r} is not a WordNet noun id (expected 'n' and 8 digits, like n01443537)",
+                         path=path, where=where)
+    offset = int(wnid[1:])
+    if offset not in index.hypernyms:
+        raise InputError(f"{wnid} is not a noun synset of WordNet {index.version}", path=path, where=where)
+    return offset
+
+
+def read_wnids(path: str | os.PathLike) -> list[str]:
+    """Wnids from a text file, one per line; ``#`` starts a comment, blank lines are skipped.
+
+    Anything after the wnid on a line is ignored, so ImageNet's LOC_synset_mapping.txt
+    (``n01440764 tench, Tinca tinca``) reads as well as tiny-ImageNet's wnids.txt.
+    """
+    text = read_text(path)
+    index = noun_index()
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        wnid = fields[0]
+        _offset(wnid, index, path=path, where=f"line {number}")
+        if wnid in first_line:
+            raise InputError(f"{wnid} is listed twice (first on line {first_line[wnid]})", path=path,
+                             where=f"line {number}")
+        first_line[wnid] = number
+    if not first_line:
+        raise InputError("no wnids in the file (expected one per line, like n01443537)", path=path)
+    return list(first_line)
+
+
+def wnids_from_folders(path: str | os.PathLike) -> list[str]:
+    """Wnids named by class folders, sorted: of ``path/train`` when there is one (an ImageNet or
+    tiny-ImageNet root with train/ val/ test/), else of ``path`` itself. Hidden folders are skipped."""
+    root = Path(path)
+    if not root.exists():
+        raise InputError("no such folder", path=path)
+    if not root.is_dir():
+        raise InputError("is a file, expected a folder of class folders named by wnid", path=path)
+    classes = root / "train" if (root / "train").is_dir() else root
+    folders = sorted(p for p in classes.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise InputError("no class folders (expected folders named by wnid, like n01443537/)", path=classes)
+    index = noun_index()
+    for folder in folders:
+        _offset(folder.name, index, path=folder)
+    return [folder.name for folder in folders]
+
+
+# ---- DAG -> tree --------------------------------------------------------------------------------
+
+
+def _parent_chooser(index: NounIndex, tree: str):
+    """A function from a synset offset to the offset of the one hypernym it keeps (None at the root)."""
+    hypernyms = index.hypernyms
+    if tree == "first":
+        return lambda offset: hypernyms[offset][0] if hypernyms[offset] else None
+    deepest = tree == "longest"
+    pick = max if deepest else min
+    depth: dict[int, int] = {}
+
+    def depth_of(offset: int) -> int:  # longest or shortest path length to the root
+        if offset not in depth:
+            above = hypernyms[offset]
+            depth[offset] = 1 + pick(depth_of(h) for h in above) if above else 0
+        return depth[offset]
+
+    def parent(offset: int) -> int | None:
+        above = hypernyms[offset]
+        if not above:
+            return None
+        if deepest:
+            return max(above, key=lambda h: (depth_of(h), -h))
+        return min(above, key=lambda h: (depth_of(h), h))
+
+    return parent
+
+
+def _name(index: NounIndex, offset: int) -> str:
+    return index.names[offset].replace("_", " ")
+
+
+def build_wordnet(wnids: Sequence[str], *, tree: str = "longest", prune: bool = True) -> Taxonomy:
+    """The WordNet hypernym tree above ``wnids`` (see the module docstring for ``tree``).
+
+    Node ids are wnids, names the synset's first lemma (``great white shark``); the given wnids
+    are marked ``label``. A given wnid that ends up above another given wnid is reported with a
+    warning and stays an inner node that is also a label; every other given wnid is a leaf.
+    ``prune`` removes dead nodes (single-child inner nodes that are not labels).
+    """
+    if tree not in TREES:
+        raise InputError(f"unknown tree strategy {tree!r} (choose {', '.join(TREES)})")
+    wnids = list(dict.fromkeys(wnids))
+    if not wnids:
+        raise InputError("no wnids given")
+    index = noun_index()
+    parent = _parent_chooser(index, tree)
+
+    def node(offset: int) -> tuple[str, str, None]:
+        return f"n{offset:08d}", _name(index, offset), None
+
+    paths = []
+    for wnid in wnids:
+        chain = [_offset(wnid, index)]
+        while (above := parent(chain[-1])) is not None:
+            chain.append(above)
+        paths.append([node(offset) for offset in reversed(chain)])
+
+    given = set(wnids)
+    below: dict[str, list[str]] = {}
+    for path in paths:
+        for ancestor, _, _ in path[:-1]:
+            if ancestor in given:
+                below.setdefault(ancestor, []).append(path[-1][0])
+    if below:
+        shown = [f"{a} ({_name(index, int(a[1:]))}) above {d[0]} ({_name(index, int(d[0][1:]))})"
+                 + (f" and {len(d) - 1} more" if len(d) > 1 else "") for a, d in list(below.items())[:5]]
+        rest = f"; and {len(below) - 5} more" if len(below) > 5 else ""
+        warnings.warn(f"given wnids that are ancestors of other given wnids stay inner nodes that are also labels "
+                      f"({len(below)}): {'; '.join(shown)}{rest}", stacklevel=2)
+
+    taxonomy = Taxonomy.from_paths(paths, source="wordnet", labels=wnids)
+    return prune_dead_nodes(taxonomy) if prune else taxonomy
