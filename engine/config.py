@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -82,17 +83,31 @@ def _type_ok(expected: type, value) -> bool:
     return isinstance(value, expected)
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader, reading '1e-3' as a number (YAML 1.1 wants '1.0e-3')."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."))
+
+
+def _yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
 def head_defaults(head: str) -> dict:
     """The built-in default config file of a head (``heads/configs/<head>.yaml``), or {}."""
     path = resources.files("hier.heads").joinpath("configs", f"{head}.yaml")
     if not path.is_file():
         return {}
-    return yaml.safe_load(path.read_text()) or {}
+    return _yaml(path.read_text()) or {}
 
 
 def load_config_file(path: str | Path) -> dict:
     try:
-        data = yaml.safe_load(read_text(path))
+        data = _yaml(read_text(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else None
@@ -110,7 +125,7 @@ def parse_set(items: list[str]) -> dict:
             raise InputError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         try:
-            parsed = yaml.safe_load(value) if value else None
+            parsed = _yaml(value) if value else None
         except yaml.YAMLError:
             parsed = value
         target = out
@@ -119,6 +134,12 @@ def parse_set(items: list[str]) -> dict:
             target = target.setdefault(p, {})
         target[leaf] = parsed
     return out
+
+
+def _normalise(layer: dict) -> dict:
+    """YAML reads a bare ``off`` as False; for keys with an "off" choice, that is what the user meant."""
+    return {k: ("off" if v is False else "on" if v is True else v) if "off" in CHOICES.get(k, ()) else v
+            for k, v in layer.items()}
 
 
 def _check(layer: dict, origin: str) -> None:
@@ -160,6 +181,7 @@ def resolve_config(*, config_file: str | Path | None = None, flags: dict | None 
         layers.append(({k: v for k, v in flags.items() if v is not None}, "command line"))
     if sets:
         layers.append((parse_set(sets), "--set"))
+    layers = [(_normalise(layer), origin) for layer, origin in layers]
     for layer, origin in layers:
         _check(layer, origin)
     head = next((layer["head"] for layer, _ in reversed(layers) if "head" in layer), None)

@@ -48,7 +48,9 @@ def barrier() -> None:
 def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     if world_size() == 1:
         return module
-    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+    # Batch-norm statistics are shared across GPUs; on CPU (gloo) each process keeps its own, as
+    # SyncBatchNorm needs CUDA. Frozen backbones stay in eval mode and are not affected.
+    if device.type == "cuda":
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)

@@ -198,9 +198,15 @@ def autocast(device: torch.device, config: dict):
 class Step(nn.Module):
     """What DDP wraps: the trainable path, from features (cache) or from images."""
 
-    def __init__(self, model: HierNet, from_features: bool):
+    def __init__(self, model: HierNet, from_features: bool, frozen_backbone: bool):
         super().__init__()
-        self.model, self.from_features = model, from_features
+        self.model, self.from_features, self.frozen_backbone = model, from_features, frozen_backbone
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen_backbone:  # a frozen backbone keeps its batch-norm statistics: the cache sees the same
+            self.model.backbone.eval()
+        return self
 
     def forward(self, x, targets=None):
         return self.model.from_features(x, targets) if self.from_features else self.model(x, targets)
@@ -338,7 +344,7 @@ def _fit(dataset_path, taxonomy_path, config, run_dir, resume, force, console) -
         elif dist.is_main():
             _save_last(run_dir, 0, model, loss_fn, optimizer, schedule, history, best, taxonomy, config)
 
-        step = Step(model, from_features)
+        step = Step(model, from_features, backbone_is_frozen(config))
         if config["compile"]:
             step = torch.compile(step)
         trainer = dist.wrap(step, device)

@@ -59,8 +59,11 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> torc
         raise UnreadableImage(_too_large(f"{width} x {height} pixels", max_pixels), path=path)
     try:
         if header.format in ("JPEG", "PNG", "WEBP", "GIF"):
-            image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB,
-                                 apply_exif_orientation=True)
+            with warnings.catch_warnings():
+                # torchvision 0.29 deprecates these decoders for TorchCodec (not a dependency); the pinned one has them
+                warnings.simplefilter("ignore", DeprecationWarning)
+                image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB,
+                                     apply_exif_orientation=True)
         else:
             image = F.pil_to_tensor(header.convert("RGB"))
     except Exception as e:
@@ -117,8 +120,19 @@ class Letterbox(torch.nn.Module):
         return letterbox(image, self.size, keep_size=self.keep_size)
 
 
+def rotate(image: torch.Tensor, angle: float) -> torch.Tensor:
+    """Rotate counter-clockwise by ``angle`` degrees about the centre, corners filled with the border colour.
+
+    Rotating (image - background) with zero padding, then adding the background back, blends
+    the edges exactly; torchvision's bilinear ``fill`` darkens them (it weights by the mask twice).
+    """
+    background = torch.tensor(border_colour(image)).view(-1, 1, 1)
+    rotated = F.rotate(image.float() - background, angle, interpolation=InterpolationMode.BILINEAR)
+    return (rotated + background).round_().clamp_(0, 255).to(image.dtype)
+
+
 class RandomRotation(torch.nn.Module):
-    """Rotate by a uniform angle in [-degrees, degrees], filling the corners with the border colour.
+    """Rotate by a uniform angle in [-degrees, degrees] (see :func:`rotate`).
 
     A letterboxed object fits the inscribed circle when it is thin, so little of it leaves the
     square; any angle is fair for plankton, which has no up or down.
@@ -129,8 +143,7 @@ class RandomRotation(torch.nn.Module):
         self.degrees = degrees
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        angle = float(torch.empty(()).uniform_(-self.degrees, self.degrees))
-        return F.rotate(image, angle, interpolation=InterpolationMode.BILINEAR, fill=border_colour(image))
+        return rotate(image, float(torch.empty(()).uniform_(-self.degrees, self.degrees)))
 
 
 def build_transform(image_size: int, *, train: bool, keep_size: bool = False,

@@ -30,3 +30,13 @@ def run_cli(capfd):
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory) -> Path:
+    """A small synthetic benchmark (real PNG files), made once per test session."""
+    from hier.engine.synth import synthesize
+
+    out = tmp_path_factory.mktemp("synth") / "data"
+    synthesize(out, seed=0, images=300, size=32, unseen=2)
+    return out
