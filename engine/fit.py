@@ -245,8 +245,10 @@ def validate(step: Step, loss_fn: nn.Module, data, config: dict, device, tree: T
     """Loss and hierarchical metrics on the validation split; each rank scores a share, rank 0 reduces."""
     step.eval()
     probs, kept, losses, counts = [], [], [], []
-    for x, t in data:
-        x, t = x.to(device, non_blocking=True), t.to(device, non_blocking=True)
+    for batch in data:
+        if batch is None:  # no image of the batch could be read
+            continue
+        x, t = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         with autocast(device, config):
             scores_margin = step(x, t)
             scores = step(x)
@@ -267,16 +269,19 @@ def validate(step: Step, loss_fn: nn.Module, data, config: dict, device, tree: T
 
 
 def val_batches(split_data, config: dict, from_features: bool):
-    """This rank's share of the validation data, as (inputs, targets) batches."""
+    """This rank's share of the validation data, re-iterable as (inputs, targets) batches.
+
+    Images are read anew each epoch (memory stays flat); the loader has its own generator so that
+    validation never draws from the global random state that a resumed run must replay.
+    """
     if from_features:
         features, target = split_data
         share = torch.arange(dist.rank(), len(target), dist.world_size())
         return list(zip(features[share].split(config["batch_size"]), target[share].split(config["batch_size"])))
-    dataset = split_data
-    share = list(range(dist.rank(), len(dataset), dist.world_size()))
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, share), batch_size=config["batch_size"],
-                                         num_workers=config["workers"], collate_fn=collate_skipping)
-    return [b for b in loader if b is not None]
+    share = list(range(dist.rank(), len(split_data), dist.world_size()))
+    return torch.utils.data.DataLoader(torch.utils.data.Subset(split_data, share), batch_size=config["batch_size"],
+                                       num_workers=config["workers"], collate_fn=collate_skipping,
+                                       generator=torch.Generator().manual_seed(0))
 
 
 def fit(dataset_path, taxonomy_path, config: dict, run_dir: str | Path, *, resume: bool = False,
@@ -300,6 +305,8 @@ def _fit(dataset_path, taxonomy_path, config, run_dir, resume, force, console) -
             raise InputError(f"--resume keeps the run's settings; changed: {', '.join(changed)} "
                              "(only epochs may change)", path=run_dir)
         checkpoint = runs.load_checkpoint(run_dir / runs.LAST)
+        for stale in run_dir.rglob(".*.tmp"):  # left by a write that a kill interrupted
+            stale.unlink()
         taxonomy = Taxonomy.load(run_dir / runs.TAXONOMY)
     else:
         taxonomy = Taxonomy.load(taxonomy_path)

@@ -4,7 +4,7 @@ Targets may be inner nodes (a label that stops at genus). A prediction is *corre
 the target, an ancestor of it, or — for an inner-node target — a node below it (the label
 cannot refute it). Definitions follow Kiritchenko et al. 2005 (hierarchical P/R/F1),
 Bertinetto et al. 2020 (mistake severity, hierarchical distance @k) and Valmadre 2022
-(operating curve of correct vs information recall).
+(operating curve of correct vs information recall). docs/confidence.md states each one.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import torch
 
 from .hierarchy import TreeTensors
 
+DECODE_ROWS = 4096  # rows decoded at a time: the working set stays in cache and memory stays flat
+
 
 def decode(probs: torch.Tensor, threshold: float | torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
     """The deepest node whose probability is >= threshold; ties in depth go to the higher probability.
@@ -20,10 +22,16 @@ def decode(probs: torch.Tensor, threshold: float | torch.Tensor, depth: torch.Te
     ``threshold`` is a float or a per-sample tensor [N]. The root (probability 1) always qualifies.
     """
     threshold = torch.as_tensor(threshold, dtype=probs.dtype, device=probs.device)
-    if threshold.ndim == 1:
-        threshold = threshold[:, None]
-    score = depth.to(probs.dtype) + 0.5 * probs  # depth decides, probability breaks ties
-    return torch.where(probs >= threshold, score, torch.full_like(score, -1.0)).argmax(dim=1)
+    # 2·depth + p: depth decides (p <= 1 < 2), probability breaks ties; failing nodes drop to -1
+    rank = 2 * depth.to(probs.dtype)
+    out = torch.empty(len(probs), dtype=torch.long, device=probs.device)
+    for start in range(0, len(probs), DECODE_ROWS):
+        p = probs[start:start + DECODE_ROWS]
+        t = threshold[start:start + DECODE_ROWS, None] if threshold.ndim == 1 else threshold
+        key = torch.add(rank, p)
+        key.masked_fill_(p < t, -1.0)
+        out[start:start + DECODE_ROWS] = key.argmax(dim=1)
+    return out
 
 
 def top_leaves(probs: torch.Tensor, tree: TreeTensors, k: int = 1) -> torch.Tensor:
@@ -37,31 +45,53 @@ def is_correct(pred: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> t
     return tree.ancestors[target, pred] | tree.ancestors[pred, target]
 
 
-def hierarchical_prf(pred: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> dict[str, float]:
-    """Kiritchenko's hP, hR, hF over ancestor sets without the root; micro (pooled) and macro (per true class).
+def information_recall(pred: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> torch.Tensor:
+    """I(lca(pred, true)) / I(true), per sample; 1 when the target is the root."""
+    info_true = tree.information[target]
+    info_lca = tree.information[tree.lca(pred, target)]
+    return torch.where(info_true > 0, info_lca / info_true.clamp(min=1e-12), torch.ones_like(info_true))
 
-    The predicted set is cut at the target's depth: below an inner-node target the label says nothing.
+
+# ---- leaf (top-1) metrics ----------------------------------------------------------------------
+
+
+def top_k_accuracy(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors, k: int) -> float:
+    """Share of samples with a correct leaf among the k most probable (under an inner-node target counts)."""
+    top = top_leaves(probs, tree, k)
+    return is_correct(top, target[:, None].expand_as(top), tree).any(dim=1).float().mean().item()
+
+
+def hierarchical_prf(pred: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> dict[str, float]:
+    """Kiritchenko's hP, hR, hF over ancestor sets without the root; micro and macro.
+
+    Micro pools the set sizes over all samples. Macro pools them within each true class, then averages
+    the classes' hP, hR and hF (each class counts once, however rare). The predicted set is cut at the
+    target's depth: below an inner-node target the label says nothing.
     """
     root_free = tree.depth > 0
     pred_set = tree.ancestors[pred] & root_free & (tree.depth[None, :] <= tree.depth[target][:, None])
     true_set = tree.ancestors[target] & root_free
-    overlap = (pred_set & true_set).sum(1).float()
-    n_pred, n_true = pred_set.sum(1).float(), true_set.sum(1).float()
-    hp = overlap.sum() / n_pred.sum().clamp(min=1)
-    hr = overlap.sum() / n_true.sum().clamp(min=1)
-    out = {"hierarchical_precision": hp.item(), "hierarchical_recall": hr.item(),
-           "hierarchical_f1": _f1(hp, hr)}
-    per_sample_p = torch.where(n_pred > 0, overlap / n_pred.clamp(min=1), torch.ones_like(overlap))
-    per_sample_r = torch.where(n_true > 0, overlap / n_true.clamp(min=1), torch.ones_like(overlap))
-    classes = target.unique()
-    mp = torch.stack([per_sample_p[target == c].mean() for c in classes]).mean()
-    mr = torch.stack([per_sample_r[target == c].mean() for c in classes]).mean()
-    out["hierarchical_f1_macro"] = _f1(mp, mr)
-    return out
+    counts = torch.stack([(pred_set & true_set).sum(1), pred_set.sum(1), true_set.sum(1)], 1).double()
+    classes, index = target.unique(return_inverse=True)
+    per_class = counts.new_zeros(len(classes), 3).index_add_(0, index, counts)
+    p_micro, r_micro = _ratios(counts.sum(0, keepdim=True))
+    p_class, r_class = _ratios(per_class)
+    return {"hierarchical_precision": p_micro.item(), "hierarchical_recall": r_micro.item(),
+            "hierarchical_f1": _f1(p_micro, r_micro).item(),
+            "hierarchical_precision_macro": p_class.mean().item(), "hierarchical_recall_macro": r_class.mean().item(),
+            "hierarchical_f1_macro": _f1(p_class, r_class).mean().item()}
 
 
-def _f1(p: torch.Tensor, r: torch.Tensor) -> float:
-    return (2 * p * r / (p + r)).item() if (p + r) > 0 else 0.0
+def _ratios(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """hP and hR from rows of (overlap, |predicted|, |true|); an empty predicted set (the root) has hP 1."""
+    overlap, n_pred, n_true = counts.unbind(1)
+    precision = torch.where(n_pred > 0, overlap / n_pred.clamp(min=1), torch.ones_like(overlap))
+    recall = torch.where(n_true > 0, overlap / n_true.clamp(min=1), torch.ones_like(overlap))
+    return precision, recall
+
+
+def _f1(p: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    return torch.where(p + r > 0, 2 * p * r / (p + r).clamp(min=1e-12), torch.zeros_like(p))
 
 
 def mistake_severity(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> float:
@@ -73,17 +103,56 @@ def mistake_severity(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTe
 
 
 def hierarchical_distance_at_k(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors, k: int) -> float:
-    """Mean LCA height between the target and each of the k most probable leaves."""
-    top = top_leaves(probs, tree, k)
-    heights = tree.height[tree.lca(top.reshape(-1), target.repeat_interleave(top.shape[1]))]
+    """Mean over the k most probable leaves of the LCA height with the target; 0 for a correct leaf.
+
+    For leaf targets this is Bertinetto's average hierarchical distance @k; a leaf under an inner-node
+    target is correct and counts 0 (its LCA with the target is the target, of positive height).
+    """
+    top = top_leaves(probs, tree, k).reshape(-1)
+    truth = target.repeat_interleave(min(k, len(tree.leaves)))
+    heights = torch.where(is_correct(top, truth, tree), 0, tree.height[tree.lca(top, truth)])
     return heights.float().mean().item()
 
 
-def information_recall(pred: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> torch.Tensor:
-    """I(lca(pred, true)) / I(true), per sample; 1 when the target is the root."""
-    info_true = tree.information[target]
-    info_lca = tree.information[tree.lca(pred, target)]
-    return torch.where(info_true > 0, info_lca / info_true.clamp(min=1e-12), torch.ones_like(info_true))
+def per_class_recall(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> dict[int, tuple[float, int]]:
+    """(recall, count) of the top-1 leaf per true class; their mean recall is the balanced accuracy."""
+    correct = is_correct(pred_leaf, target, tree).double()
+    classes, index = target.unique(return_inverse=True)
+    hits = correct.new_zeros(len(classes)).index_add_(0, index, correct)
+    counts = torch.bincount(index, minlength=len(classes))
+    return {int(c): ((h / n).item(), int(n)) for c, h, n in zip(classes, hits, counts)}
+
+
+def ancestor_at(nodes: torch.Tensor, level: int, tree: TreeTensors) -> torch.Tensor:
+    """Each node's ancestor at depth ``level`` (itself at its own depth); -1 for a node shallower than that."""
+    at_level = tree.ancestors[nodes] & (tree.depth == level)
+    return torch.where(at_level.any(1), at_level.float().argmax(1), -1)
+
+
+def per_level(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTensors, confusions: int = 3) -> dict[int, dict]:
+    """Per depth, over samples whose target is at least that deep: top-1 accuracy (the predicted leaf's
+    ancestor there is the target's), balanced accuracy over the target's classes at that depth, and the
+    most frequent confusions as (true node, predicted node or -1 for a leaf above the level, count)."""
+    out = {}
+    for level in range(1, int(tree.depth.max()) + 1):
+        keep = tree.depth[target] >= level
+        if not keep.any():
+            continue
+        true_at = ancestor_at(target[keep], level, tree)
+        pred_at = ancestor_at(pred_leaf[keep], level, tree)
+        right = pred_at == true_at
+        classes, index = true_at.unique(return_inverse=True)
+        recall = right.double().new_zeros(len(classes)).index_add_(0, index, right.double())
+        recall /= torch.bincount(index, minlength=len(classes))
+        pairs, counts = torch.stack([true_at[~right], pred_at[~right]], 1).unique(dim=0, return_counts=True)
+        order = counts.argsort(descending=True, stable=True)[:confusions]
+        out[level] = {"n": int(keep.sum()), "accuracy": right.float().mean().item(),
+                      "balanced_accuracy": recall.mean().item(),
+                      "confusions": [(int(pairs[i, 0]), int(pairs[i, 1]), int(counts[i])) for i in order]}
+    return out
+
+
+# ---- decoding at a confidence, and the operating curve ------------------------------------------
 
 
 def at_confidence(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors, threshold) -> dict[str, float]:
@@ -93,24 +162,71 @@ def at_confidence(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors, 
             "information_recall": information_recall(pred, target, tree).mean().item()}
 
 
+def decode_intervals(probs: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """For each sample, every node :func:`decode` returns for some threshold, with that threshold range.
+
+    Returns (row, node, low, high): ``decode(probs, t)[row] == node`` exactly for ``low < t <= high``.
+    A node is decoded while it qualifies (t <= its probability) and no node ranked above it (deeper,
+    or as deep and more probable) does (t > the largest probability among those).
+    """
+    rank = 2 * depth.to(probs.dtype)
+    parts = []
+    for start in range(0, len(probs), DECODE_ROWS):
+        p = probs[start:start + DECODE_ROWS]
+        order = torch.add(rank, p).argsort(dim=1, descending=True, stable=True)  # decode's preference order
+        ranked = p.gather(1, order)
+        beaten_below = torch.cat([ranked.new_zeros(len(p), 1), ranked.cummax(dim=1).values[:, :-1]], 1)
+        rows, cols = (ranked > beaten_below).nonzero(as_tuple=True)
+        parts.append((rows + start, order[rows, cols], beaten_below[rows, cols], ranked[rows, cols]))
+    return tuple(torch.cat(column) for column in zip(*parts))
+
+
+def _sum_over_intervals(low: torch.Tensor, high: torch.Tensor, values: torch.Tensor,
+                        thresholds: torch.Tensor) -> torch.Tensor:
+    """For each threshold t, the sum of ``values`` rows whose interval (low, high] holds t.
+
+    sum over {low < t <= high} = sum over {high >= t} - sum over {low >= t}, since low >= t implies high > t.
+    """
+    def at_or_above(edges: torch.Tensor) -> torch.Tensor:
+        order = edges.argsort()
+        tail = torch.cat([values[order].flip(0).cumsum(0).flip(0), values.new_zeros(1, values.shape[1])])
+        return tail[torch.searchsorted(edges[order].contiguous(), thresholds, right=False)]
+
+    return at_or_above(high) - at_or_above(low)
+
+
 def operating_curve(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors,
                     thresholds: torch.Tensor | None = None) -> dict[str, list[float]]:
-    """Fraction correct and mean information recall as the threshold sweeps (0, 1]."""
+    """Fraction correct, mean information recall and mean depth of the decoded nodes, per threshold.
+
+    Exact, not sampled: without ``thresholds`` the curve has a point at every threshold where some
+    sample's decoded node changes (all the curve's corners), in increasing threshold order.
+    """
+    row, node, low, high = decode_intervals(probs, tree.depth)
+    truth = target[row]
+    values = torch.stack([is_correct(node, truth, tree).double(), information_recall(node, truth, tree).double(),
+                          tree.depth[node].double()], 1)
     if thresholds is None:
-        thresholds = torch.linspace(0.01, 1.0, 100)
-    correct, recall = [], []
-    for t in thresholds.tolist():
-        pred = decode(probs, t, tree.depth)
-        correct.append(is_correct(pred, target, tree).float().mean().item())
-        recall.append(information_recall(pred, target, tree).mean().item())
-    return {"threshold": thresholds.tolist(), "correct": correct, "information_recall": recall}
+        thresholds = high.unique()
+    thresholds = torch.as_tensor(thresholds, dtype=probs.dtype, device=probs.device)
+    sums = _sum_over_intervals(low, high, values, thresholds) / len(target)
+    return {"threshold": thresholds.tolist(), "correct": sums[:, 0].tolist(),
+            "information_recall": sums[:, 1].tolist(), "mean_depth": sums[:, 2].tolist()}
 
 
 def curve_area(curve: dict[str, list[float]]) -> float:
-    """Area under correct-vs-information-recall, from recall 0 (answer the root: correct 1) to the largest."""
-    points = sorted(zip(curve["information_recall"], curve["correct"]))
-    points = [(0.0, 1.0)] + points
-    return sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points, points[1:]))
+    """Area under the curve's upper envelope: at each information recall x, the best fraction correct
+    among thresholds whose recall is at least x, integrated from 0 to the largest recall.
+
+    The envelope is what a user can reach by choosing the threshold; it is a step function, so the
+    area is exact, and it is the inverse of :func:`recall_at_correct`. A perfect model scores 1.
+    """
+    recall = torch.tensor(curve["information_recall"], dtype=torch.float64)
+    correct = torch.tensor(curve["correct"], dtype=torch.float64)
+    order = recall.argsort(descending=True)
+    recall, best = recall[order], correct[order].cummax(0).values
+    widths = recall - torch.cat([recall[1:], recall.new_zeros(1)])
+    return (best * widths).sum().item()
 
 
 def recall_at_correct(curve: dict[str, list[float]], level: float) -> float:
@@ -119,30 +235,47 @@ def recall_at_correct(curve: dict[str, list[float]], level: float) -> float:
     return max(ok) if ok else 0.0
 
 
+# ---- calibration and consistency ----------------------------------------------------------------
+
+
 def expected_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = 15) -> float:
-    edges = torch.linspace(0, 1, bins + 1)
-    index = torch.bucketize(confidence.clamp(0, 1), edges[1:-1])
-    ece = torch.zeros(())
-    for b in range(bins):
-        in_bin = index == b
-        if in_bin.any():
-            ece += in_bin.float().mean() * (confidence[in_bin].mean() - correct[in_bin].float().mean()).abs()
-    return ece.item()
+    """Sum over equal-width confidence bins of (share of samples) x |mean confidence - fraction correct|."""
+    if len(confidence) == 0:
+        return 0.0
+    index = torch.bucketize(confidence.clamp(0, 1), torch.linspace(0, 1, bins + 1, device=confidence.device)[1:-1])
+    count = torch.bincount(index, minlength=bins).double()
+    gap = (torch.bincount(index, weights=confidence.double(), minlength=bins)
+           - torch.bincount(index, weights=correct.double(), minlength=bins)).abs()
+    return (gap.sum() / count.sum()).item()
 
 
-def calibration_per_level(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> dict[int, float]:
-    """ECE of the most probable node at each depth, over samples whose target is at least that deep."""
+def top_node_per_level(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> dict[int, tuple]:
+    """Per depth, over samples whose target is at least that deep: (confidence, correct) of the most
+    probable node at that depth."""
     out = {}
     for level in range(1, int(tree.depth.max()) + 1):
         nodes = (tree.depth == level).nonzero().squeeze(1)
         keep = tree.depth[target] >= level
         if not keep.any() or len(nodes) == 0:
             continue
-        p = probs[keep][:, nodes]
-        confidence, column = p.max(dim=1)
-        correct = tree.ancestors[target[keep], nodes[column]]
-        out[level] = expected_calibration_error(confidence, correct)
+        confidence, column = probs[keep][:, nodes].max(dim=1)
+        out[level] = (confidence, tree.ancestors[target[keep], nodes[column]])
     return out
+
+
+def calibration_per_level(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> dict[int, float]:
+    """ECE of the most probable node at each depth, over samples whose target is at least that deep."""
+    return {level: expected_calibration_error(confidence, correct)
+            for level, (confidence, correct) in top_node_per_level(probs, target, tree).items()}
+
+
+def calibration_error(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> float:
+    """ECE of the most probable node of every depth at once: all (sample, level) pairs in the same bins."""
+    pairs = top_node_per_level(probs, target, tree).values()
+    if not pairs:
+        return 0.0
+    confidence, correct = (torch.cat(column) for column in zip(*pairs))
+    return expected_calibration_error(confidence, correct)
 
 
 def violation_rate(probs: torch.Tensor, parent: torch.Tensor, tolerance: float = 1e-6) -> float:
@@ -153,23 +286,24 @@ def violation_rate(probs: torch.Tensor, parent: torch.Tensor, tolerance: float =
     return (child > par + tolerance).float().mean().item()
 
 
-def per_class_recall(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> dict[int, float]:
-    correct = is_correct(pred_leaf, target, tree)
-    return {int(c): correct[target == c].float().mean().item() for c in target.unique()}
+# ---- held-out classes -------------------------------------------------------------------------
 
 
-def per_level_accuracy(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> dict[int, float]:
-    """Top-1 accuracy at each depth: the predicted leaf's ancestor at that depth is the target's."""
-    out = {}
-    for level in range(1, int(tree.depth.max()) + 1):
-        keep = tree.depth[target] >= level
-        if not keep.any():
-            continue
-        nodes_at = tree.depth == level
-        true_at = (tree.ancestors[target[keep]] & nodes_at).float().argmax(1)
-        pred_at = tree.ancestors[pred_leaf[keep]] & nodes_at
-        out[level] = pred_at[torch.arange(len(true_at)), true_at].float().mean().item()
-    return out
+def unseen_placement(pred: torch.Tensor, known: torch.Tensor, tree: TreeTensors) -> dict[str, float]:
+    """Where samples of classes missing from the taxonomy land; ``known`` is each one's deepest true node.
+
+    ``at_known_ancestor``: the prediction is that node or above it (right, as far as the taxonomy can say);
+    ``at_deepest_known``: exactly that node; ``in_wrong_leaf``: any leaf (every leaf is wrong, the true
+    class is not in the taxonomy); ``elsewhere``: an inner node off the true path.
+    """
+    right = tree.ancestors[known, pred]
+    leaf = torch.zeros(len(tree.depth), dtype=torch.bool, device=pred.device)
+    leaf[tree.leaves] = True
+    wrong_leaf = leaf[pred] & ~right
+    return {"at_known_ancestor": right.float().mean().item(),
+            "at_deepest_known": (pred == known).float().mean().item(),
+            "in_wrong_leaf": wrong_leaf.float().mean().item(),
+            "elsewhere": (~right & ~wrong_leaf).float().mean().item()}
 
 
 def summary(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> dict[str, float]:
@@ -178,6 +312,6 @@ def summary(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> dic
     correct = is_correct(pred_leaf, target, tree)
     recall = per_class_recall(pred_leaf, target, tree)
     return {"leaf_accuracy": correct.float().mean().item(),
-            "balanced_accuracy": sum(recall.values()) / max(len(recall), 1),
-            **{k: v for k, v in hierarchical_prf(pred_leaf, target, tree).items() if k == "hierarchical_f1"},
+            "balanced_accuracy": sum(r for r, _ in recall.values()) / max(len(recall), 1),
+            "hierarchical_f1": hierarchical_prf(pred_leaf, target, tree)["hierarchical_f1"],
             "mistake_severity": mistake_severity(pred_leaf, target, tree)}

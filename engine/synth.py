@@ -22,6 +22,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,7 +86,7 @@ class SynthTree:
 
     records: list[dict]                  # every node, root first
     looks: dict[str, dict]               # leaf id -> drawing parameters (traits, species position)
-    siblings: dict[str, list[float]]     # species id -> species positions of its siblings
+    neighbours: dict[str, list[float]]   # species id -> positions of the adjacent species of its genus on the axis
     genus_of: dict[str, str]             # species id -> genus id
     held_out: list[str] = field(default_factory=list)
 
@@ -121,7 +122,7 @@ def build_tree(depth: int = 4, unseen: int = 0) -> SynthTree:
     ranks, make_name = RANKS[depth], _name_maker()
     records = [{"id": "root", "name": "root", "parent": None, "rank": None},
                {"id": "living", "name": "living", "parent": "root", "rank": None}]
-    looks, siblings, genus_of = {}, {}, {}
+    looks, genus_of = {}, {}
     level = [("living", {}, 0)]  # (node id, traits so far, position among its siblings)
     for k, rank in enumerate(ranks):
         pattern, next_level = BRANCHING[depth][k], []
@@ -135,7 +136,6 @@ def build_tree(depth: int = 4, unseen: int = 0) -> SynthTree:
                     node_id = name.replace(" ", "_")
                     records.append({"id": node_id, "name": name, "parent": parent_id, "rank": rank})
                     looks[node_id] = {**DEFAULT_TRAITS, **traits, "t": t}
-                    siblings[node_id] = positions[:c] + positions[c + 1:]
                     genus_of[node_id] = parent_id
                 continue
             trait = TRAITS[k]
@@ -150,13 +150,12 @@ def build_tree(depth: int = 4, unseen: int = 0) -> SynthTree:
     for kind in NON_LIVING:
         records.append({"id": kind, "name": kind, "parent": "not-living", "rank": None})
         looks[kind] = {"kind": kind}
-    tree = SynthTree(records, looks, siblings, genus_of)
+    tree = SynthTree(records, looks, {}, genus_of)
     tree.held_out = _held_out(tree, unseen)
-    for species in tree.held_out:  # ambiguity stays within the species a model is trained on
-        t = tree.looks[species]["t"]
-        for sibling in _species_of(tree, tree.genus_of[species]):
-            if sibling != species:
-                tree.siblings[sibling] = [s for s in tree.siblings[sibling] if s != t]
+    for genus in dict.fromkeys(genus_of.values()):  # ambiguity stays within the species a model is trained on
+        seen = sorted((looks[s]["t"], s) for s in _species_of(tree, genus) if s not in tree.held_out)
+        for i, (_, species) in enumerate(seen):
+            tree.neighbours[species] = [seen[k][0] for k in (i - 1, i + 1) if 0 <= k < len(seen)]
     return tree
 
 
@@ -192,6 +191,42 @@ def class_order(tree: SynthTree) -> list[str]:
     """Classes by decreasing size: detritus first (the largest class of real samples), the others in a fixed shuffle."""
     others = [leaf for leaf in tree.looks if leaf != "detritus" and leaf not in tree.held_out]
     return ["detritus"] + [others[i] for i in np.random.default_rng(5).permutation(len(others))]
+
+
+def species_accuracy_bound(depth: int = 4, images: int = 10_000, unseen: int = 3, draws: int = 200_000,
+                           seed: int = 0) -> float:
+    """The best species accuracy on living images that any model can reach, knowing the genus.
+
+    Within a genus, the species position t is the only thing that differs. A model that
+    read t exactly from the pixels and knew the generating densities would still pick the
+    species with the largest ``size * p(t | species)``; this is its accuracy, estimated from
+    ``draws`` images drawn as the generator draws them (pixel noise makes real models worse).
+    """
+    tree = build_tree(depth, unseen)
+    classes = class_order(tree)
+    sizes = dict(zip(classes, class_sizes(len(classes), images)))
+    rng = np.random.default_rng(seed)
+
+    def density(t: np.ndarray, species: str) -> np.ndarray:
+        centre, neighbours = tree.looks[species]["t"], tree.neighbours[species]
+        own = np.exp(-0.5 * ((t - centre) / SPECIES_SPREAD) ** 2) / SPECIES_SPREAD
+        between = sum(np.exp(-0.5 * ((t - (centre + n) / 2) / AMBIGUOUS_SPREAD) ** 2) / AMBIGUOUS_SPREAD
+                      for n in neighbours) / len(neighbours)
+        return (1 - AMBIGUOUS_FRACTION) * own + AMBIGUOUS_FRACTION * between
+
+    living = [c for c in classes if c in tree.neighbours]
+    total = sum(sizes[c] for c in living)
+    correct = 0.0
+    for species in living:
+        n = max(1, round(draws * sizes[species] / total))
+        t = np.where(rng.random(n) < AMBIGUOUS_FRACTION,
+                     (tree.looks[species]["t"] + rng.choice(tree.neighbours[species], n)) / 2
+                     + rng.normal(0, AMBIGUOUS_SPREAD, n),
+                     tree.looks[species]["t"] + rng.normal(0, SPECIES_SPREAD, n))
+        rivals = [s for s in living if tree.genus_of[s] == tree.genus_of[species]]
+        scores = np.stack([sizes[s] * density(t, s) for s in rivals])
+        correct += sizes[species] * np.mean(np.array(rivals)[scores.argmax(0)] == species)
+    return correct / total
 
 
 # ---- drawing ---------------------------------------------------------------------------------
@@ -289,7 +324,7 @@ def draw_object(look: dict, size: int, rng, *, ambiguous: bool = False) -> Image
     canvas_size = size * SUPERSAMPLE
     background = rng.uniform(175, 215)
     tone = background - rng.uniform(60, 110)
-    lines, dots, blobs, fragments = [], [], [], []
+    lines, texture, blobs, fragments = [], [], [], []
     if "kind" in look:
         outline, blotches, fragments = _non_living(look["kind"], rng)
         if look["kind"] == "bubble":
@@ -299,7 +334,7 @@ def draw_object(look: dict, size: int, rng, *, ambiguous: bool = False) -> Image
     else:
         t = look["t"]
         if ambiguous:
-            t = (t + rng.choice(look["siblings"])) / 2 + rng.normal(0, AMBIGUOUS_SPREAD)
+            t = (t + rng.choice(look["neighbours"])) / 2 + rng.normal(0, AMBIGUOUS_SPREAD)
         else:
             t += rng.normal(0, SPECIES_SPREAD)
         base_aspect = {"disc": 1.4, "rod": 3.2, "triangle": 1.3}[look["shape"]]
@@ -308,12 +343,12 @@ def draw_object(look: dict, size: int, rng, *, ambiguous: bool = False) -> Image
         lines = _appendages(look["appendage"], outline, detail, rng)
         texture_dots, texture_lines = _texture(look["texture"], aspect, detail, outline, rng)
         texture_tone = tone - rng.uniform(30, 50)
-        dots = [(c, r, texture_tone) for c, r in texture_dots] + [(l, w, texture_tone) for l, w in texture_lines]
+        texture = [(c, r, texture_tone) for c, r in texture_dots] + [(p, w, texture_tone) for p, w in texture_lines]
         blobs = [(c, r, tone + 55 * sign) for c, r, sign in _inner(look["inner"], aspect)]
         wall = {"thin": 0.05, "thick": 0.17}[look["wall"]]
 
     # body units -> canvas pixels: random rotation, and a random scale that always fits the canvas
-    points = [outline] + [l for l, _ in lines] + list(fragments)
+    points = [outline] + [line for line, _ in lines] + list(fragments)
     extent = max(np.linalg.norm(p, axis=1).max() for p in points)  # the same at any rotation
     scale = (canvas_size / 2 - 2 * SUPERSAMPLE) / extent * rng.uniform(0.55, 1.0)
     angle = rng.uniform(0, 2 * np.pi)
@@ -340,7 +375,7 @@ def draw_object(look: dict, size: int, rng, *, ambiguous: bool = False) -> Image
         draw.polygon(flat(fragment), fill=grey(tone))
     body = Image.new("L", canvas.size, grey(tone))
     body_draw = ImageDraw.Draw(body)
-    for item, w, shade in dots:  # texture: dots (centre, radius) or lines (points, width)
+    for item, w, shade in texture:  # dots (centre, radius) or lines (points, width)
         if item.ndim == 1:
             (x, y), r = flat(item), w * scale
             body_draw.ellipse([x - r, y - r, x + r, y + r], fill=grey(shade))
@@ -390,6 +425,11 @@ def _init_worker(looks: dict, size: int, seed: int, root: str) -> None:
     _WORKER.update(looks=looks, size=size, seed=seed, root=root)
 
 
+def _init_pool_worker(*args) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the pool and cleans up
+    _init_worker(*args)
+
+
 def _render(jobs: list[tuple[int, str, str, bool]]) -> int:
     """Draw and write images; each one's generator depends only on (seed, index)."""
     w = _WORKER
@@ -417,7 +457,7 @@ def _check_out_dir(out_dir: Path, force: bool) -> None:
 def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, images: int = 10_000, size: int = 64, unseen: int = 3,
                depth: int = 4, image_format: str = "png", force: bool = False, workers: int | None = None,
                progress: Callable[[int, int], None] | None = None) -> SynthResult:
-    """Write the benchmark to ``out_dir`` (layout: docs/data.md); ``progress(done, total)`` is called as images are written.
+    """Write the benchmark to ``out_dir`` (layout: docs/data.md); ``progress(done, total)`` follows the writing.
 
     ``images`` counts the train/val/test images; each held-out species adds the mean class
     size to ``unseen/``. Everything is written to a hidden staging folder beside ``out_dir``
@@ -441,7 +481,7 @@ def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, images: int = 10_00
     for label, count in zip(classes, sizes):
         first = len(samples)
         samples += [Sample(Path(f"img_{first + k:06d}{suffix}"), label) for k in range(count)]
-        if label in tree.siblings and tree.siblings[label]:
+        if tree.neighbours.get(label):
             chosen = rng.permutation(count)[: round(AMBIGUOUS_FRACTION * count)]
             ambiguous.update(samples[first + k].path.name for k in chosen)
     splits = stratified_split(samples, SPLIT_FRACTIONS, seed=seed)
@@ -452,13 +492,13 @@ def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, images: int = 10_00
     unseen_jobs = []
     for species in tree.held_out:
         genus = tree.genus_of[species]
-        for k in range(per_unseen):
+        for _ in range(per_unseen):
             index = images + len(unseen_jobs)
             unseen_jobs.append((index, species, f"unseen/{genus}/{species}_{index:06d}{suffix}", False))
 
     jobs = [(int(s.path.stem.split("_")[1]), s.label, f"{split}/{s.label}/{s.path.name}", s.path.name in ambiguous)
             for split, s in rows] + unseen_jobs
-    looks = {label: {**look, "siblings": tree.siblings.get(label, [])} for label, look in tree.looks.items()}
+    looks = {label: {**look, "neighbours": tree.neighbours.get(label, [])} for label, look in tree.looks.items()}
 
     staging = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -492,7 +532,7 @@ def _render_all(jobs, looks, size, seed, staging: Path, workers: int | None, pro
     # forkserver: workers start clean, whatever threads the calling process runs
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(looks, size, seed, str(staging))) as pool:
+    with context.Pool(workers, initializer=_init_pool_worker, initargs=(looks, size, seed, str(staging))) as pool:
         for count in pool.imap_unordered(_render, batches):
             done += count
             if progress:
@@ -580,7 +620,7 @@ def sample_grid(path: str | os.PathLike, *, depth: int = 4, size: int = 96, seed
             if c >= len(cells):
                 continue
             look = tree.looks[leaf_under(cells[c])]
-            look = {**look, "siblings": tree.siblings.get(leaf_under(cells[c]), [])}
+            look = {**look, "neighbours": tree.neighbours.get(leaf_under(cells[c]), [])}
             image = draw_object(look, size, rng, ambiguous=ambiguous)
             square = Image.new("L", (size, size), int(np.median(np.asarray(image)[0])))
             square.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
