@@ -12,6 +12,12 @@ app = typer.Typer(help="Datasets: the synthetic plankton benchmark.", no_args_is
 console = Console()
 
 
+@app.callback()
+def _group():
+    # keeps `data` a group of commands even while it has one (typer would collapse it)
+    pass
+
+
 @app.command()
 def synth(
     out_dir: Path = typer.Argument(..., help="The folder to write (must be empty or absent; see --force)."),

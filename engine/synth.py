@@ -101,7 +101,7 @@ class SynthTree:
 
 
 def _name_maker():
-    """Latin-looking names, unique, the same on every call sequence (a fixed generator)."""
+    """Latin-looking names, unique; a fixed generator gives the same sequence of names on every run."""
     rng, used = np.random.default_rng(7), set()
 
     def make(ending: str) -> str:

@@ -49,12 +49,19 @@ def _check_out_dir(path: Path) -> None:
         raise InputError("the output folder is not writable", path=parent)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temporary file beside ``path``, fsync, then rename: readers see old or new, never half."""
     path = Path(path)
     _check_out_dir(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it; mkstemp makes owner-only files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -106,3 +106,16 @@ def test_from_paths_shares_prefixes_and_adds_root_when_needed():
     single = Taxonomy.from_paths([[("A", "A", None), ("A>b", "b", None)], [("A", "A", None)]], source="x")
     assert single.ids == ["A", "A>b"]
     assert np.array_equal(single.parent, [-1, 0])
+
+
+def test_saved_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        tree("r>a").save(tmp_path / "t.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "t.json").stat().st_mode) == 0o644
+    assert not list(tmp_path.glob(".*.tmp"))
