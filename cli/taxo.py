@@ -164,3 +164,36 @@ def render(taxonomy: Path = typer.Argument(..., help="A hier-taxonomy JSON."),
 
     draw(Taxonomy.load(taxonomy), out)
     console.print(f"wrote {out}")
+
+
+@app.command()
+def validate(taxonomy: Path = typer.Argument(..., help="A hier-taxonomy JSON."),
+             dataset: Path = typer.Argument(..., help="Class folders, an EcoTaxa export, or a CSV of paths and labels."),
+             as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")):
+    """Check a dataset against a taxonomy: labels missing from it, images per node, the long tail.
+
+    Exits 2 when a label matches no node or several.
+
+    Example: hier taxo validate plankton.json images/
+    """
+    from hier.engine.datasets import read_dataset, validation_report
+
+    t = Taxonomy.load(taxonomy)
+    report = validation_report(read_dataset(dataset), t)
+    if as_json:
+        typer.echo(json.dumps(report, indent=1))
+    else:
+        table = Table("node", "name", "images", "under it", title=f"{dataset} against {taxonomy}")
+        for node_id, n in report["images_per_node"].items():
+            i = t.index(node_id)
+            table.add_row("  " * int(t.depth[i]) + node_id, t.names[i], str(n["own"]), str(n["under"]))
+        console.print(table)
+        console.print(f"{report['images']} images, {report['labels']} labels, splits "
+                      f"{report['splits']}; class sizes {report['smallest_class']}..{report['largest_class']} "
+                      f"(imbalance {report['imbalance']}x, {report['classes_under_10_images']} classes under 10 "
+                      f"images); {len(report['leaves_without_images'])} leaves without images")
+    problems = [f"{label!r} ({n} images)" for label, n in report["unmatched"].items()]
+    problems += [f"{label!r} matches {', '.join(nodes[:3])}" for label, nodes in report["ambiguous"].items()]
+    if problems:
+        raise InputError(f"{len(problems)} label(s) do not name exactly one node: {'; '.join(problems[:5])}"
+                         + (" ..." if len(problems) > 5 else ""), path=dataset)

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import warnings
 import zipfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -481,3 +481,31 @@ def stratified_split(samples: Sequence[Sample], fractions: Sequence[float] = (0.
             out[name] += [group[k] for k in order[start:start + count]]
             start += count
     return {name: sorted(split, key=lambda s: str(s.path)) for name, split in out.items()}
+
+
+# ---- validation against a taxonomy -------------------------------------------------------------
+
+
+def validation_report(dataset: Dataset, taxonomy) -> dict:
+    """Labels the taxonomy lacks, images per node (own and under it), and the long tail of the classes."""
+    counts = Counter(s.label for s in dataset.samples)
+    match = match_labels(counts, taxonomy)
+    own = np.zeros(len(taxonomy), dtype=np.int64)
+    for label, node in match.nodes.items():
+        own[node] += counts[label]
+    under = taxonomy.ancestor_matrix.T.astype(np.int64) @ own  # images at or below each node
+    sizes = sorted((int(n) for n in own if n), reverse=True)
+    return {
+        "images": sum(counts.values()),
+        "labels": len(counts),
+        "splits": {name: len(samples) for name, samples in dataset.splits.items()},
+        "unmatched": {label: counts[label] for label in match.unmatched},
+        "ambiguous": {label: [taxonomy.ids[i] for i in nodes] for label, nodes in match.ambiguous.items()},
+        "images_per_node": {taxonomy.ids[i]: {"own": int(own[i]), "under": int(under[i])}
+                            for i in range(len(taxonomy)) if under[i]},
+        "leaves_without_images": [taxonomy.ids[i] for i in taxonomy.leaves if not under[i]],
+        "largest_class": sizes[0] if sizes else 0,
+        "smallest_class": sizes[-1] if sizes else 0,
+        "imbalance": round(sizes[0] / sizes[-1], 2) if sizes else None,
+        "classes_under_10_images": sum(1 for n in sizes if n < 10),
+    }

@@ -92,7 +92,8 @@ codes = [main(["--help"]), main(["taxo", "--help"]),
                "--rank-columns", "{RANKS}", "--label-column", "folder", "-o", t + "/p.json"]),
          main(["taxo", "show", t + "/p.json"]), main(["taxo", "stats", t + "/p.json", "--json"]),
          main(["taxo", "prune", t + "/p.json", "-o", t + "/q.json"]),
-         main(["taxo", "render", t + "/p.json", "-o", t + "/p.png"])]
+         main(["taxo", "render", t + "/p.json", "-o", t + "/p.png"]),
+         main(["taxo", "validate", t + "/p.json", d + "/phytoplankton/images"])]
 assert codes == [0] * len(codes), codes
 print("TORCH" if "torch" in sys.modules else "NO-TORCH")
 """
@@ -109,3 +110,24 @@ def test_console_script_exit_codes(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no such file" in bad.stderr
     usage = subprocess.run([exe, "taxo", "show"], capture_output=True, text=True)
     assert usage.returncode == 2
+
+
+def test_validate_real_images(run_cli, data_dir, tmp_path):
+    out = tmp_path / "p.json"
+    run_cli("taxo", "build", "--source", "csv", data_dir / "phytoplankton-taxonomy/taxonomy.csv",
+            "--rank-columns", RANKS, "--label-column", "folder", "-o", out)
+    code, stdout, stderr = run_cli("taxo", "validate", out, data_dir / "phytoplankton/images", "--json")
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report["images"] == 25 and report["labels"] == 5 and not report["unmatched"]
+    t = Taxonomy.load(out)
+    chaetoceros = next(i for i, n in enumerate(t.names) if n == "Chaetoceros")
+    # the genus folder's own images plus its species' images
+    assert report["images_per_node"][t.ids[chaetoceros]] == {"own": 5, "under": 10}
+    assert report["images_per_node"][t.ids[t.root]]["under"] == 25
+
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps({"format": "hier-taxonomy", "version": 1, "nodes": [
+        {"id": "r", "parent": None}, {"id": "Bubbles", "parent": "r"}, {"id": "Chaetoceros", "parent": "r"}]}))
+    code, _, stderr = run_cli("taxo", "validate", small, data_dir / "phytoplankton/images")
+    assert code == 2 and "3 label(s) do not name exactly one node" in stderr and "'Detritus' (5 images)" in stderr
