@@ -50,11 +50,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_splits(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path) -> tuple[Split, Split]:
-    """Train and validation splits: the dataset's own, else a seeded stratified split saved in the run."""
+def load_splits(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path) -> tuple[Split, Split, dict | None]:
+    """Train and validation splits: the dataset's own, else a seeded stratified split.
+
+    The third value is a new stratified split for the run to save (None when there is nothing to save).
+    """
     dataset = read_dataset(dataset_path)
     nodes = resolve_labels(dataset, taxonomy)
-    saved = run_dir / runs.SPLIT
+    saved, new_split = run_dir / runs.SPLIT, None
     if dataset.has_splits:
         train, val = dataset.split(config["train_split"]), dataset.split(config["val_split"])
     elif saved.exists():
@@ -68,14 +71,12 @@ def load_splits(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path) -
         parts = stratified_split(dataset.samples, config["split_fractions"], seed=config["seed"],
                                  names=("train", "val", "test"))
         train, val = parts["train"], parts["val"]
-        if dist.is_main():
-            atomic_write_text(saved, json.dumps({k: [str(s.path) for s in part] for k, part in parts.items()},
-                                                indent=0))
+        new_split = {k: [str(s.path) for s in part] for k, part in parts.items()}
     if not train or not val:
         raise InputError(f"the train and val splits need images (train {len(train)}, val {len(val)})",
                          path=dataset_path)
     return (Split([s.path for s in train], torch.as_tensor(targets(train, nodes))),
-            Split([s.path for s in val], torch.as_tensor(targets(val, nodes))))
+            Split([s.path for s in val], torch.as_tensor(targets(val, nodes))), new_split)
 
 
 # ---- frozen-backbone feature cache ------------------------------------------------------------
@@ -310,11 +311,6 @@ def _fit(dataset_path, taxonomy_path, config, run_dir, resume, force, console) -
         taxonomy = Taxonomy.load(run_dir / runs.TAXONOMY)
     else:
         taxonomy = Taxonomy.load(taxonomy_path)
-        if dist.is_main():
-            runs.prepare_run_dir(run_dir, force=force)
-            runs.write_config(run_dir, config)
-            taxonomy.save(run_dir / runs.TAXONOMY)
-        dist.barrier()
 
     if config["deterministic"]:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -322,8 +318,16 @@ def _fit(dataset_path, taxonomy_path, config, run_dir, resume, force, console) -
     device = pick_device(config["device"])
     progress = Progress(console=console, enabled=dist.is_main())
     with progress:
-        train, val = load_splits(dataset_path, taxonomy, config, run_dir)
+        train, val, new_split = load_splits(dataset_path, taxonomy, config, run_dir)
         model, loss_fn = build_model(config, taxonomy, load_weights=checkpoint is None)
+        if checkpoint is None:  # the data and the model are good: only now the run directory is made
+            if dist.is_main():
+                runs.prepare_run_dir(run_dir, force=force)
+                runs.write_config(run_dir, config)
+                taxonomy.save(run_dir / runs.TAXONOMY)
+                if new_split:
+                    atomic_write_text(run_dir / runs.SPLIT, json.dumps(new_split, indent=0))
+            dist.barrier()
         model.to(device)
         loss_fn.to(device)
         if config["channels_last"]:

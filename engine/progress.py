@@ -22,15 +22,20 @@ class Progress:
         self._started: dict[int, float] = {}
         self._images: dict[int, int] = {}
         self._last_refresh: dict[int, float] = {}
+        self._live = False
 
     def __enter__(self):
-        self._bar.__enter__()
         return self
 
     def __exit__(self, *exc):
-        return self._bar.__exit__(*exc)
+        if self._live:
+            self._bar.stop()
+            self._live = False
 
     def add(self, description: str, total: int, completed: int = 0) -> int:
+        if not self._live:  # the display starts with the first bar: an early error prints only itself
+            self._bar.start()
+            self._live = True
         task = self._bar.add_task(description, total=total, completed=completed, rate="", loss="")
         self._started[task], self._images[task], self._last_refresh[task] = time.perf_counter(), 0, 0.0
         return task

@@ -58,7 +58,11 @@ def _parse_tsv(text: str, origin: str, folder: PurePosixPath) -> list[EcoTaxaRow
     except StopIteration:
         raise InputError("the file is empty", path=origin) from None
     if HIERARCHY not in header and CATEGORY not in header:
-        raise InputError(f"not an EcoTaxa export: no {HIERARCHY!r} or {CATEGORY!r} column", path=origin)
+        first = text.split("\n", 1)[0]
+        other = next((sep for sep in (";", ",") if len(header) == 1 and HIERARCHY in first and sep in first), None)
+        hint = f" (the file is separated by {other!r}, as a spreadsheet in a decimal-comma locale saves it; " \
+               "EcoTaxa exports are tab-separated)" if other else ""
+        raise InputError(f"not an EcoTaxa export: no {HIERARCHY!r} or {CATEGORY!r} column{hint}", path=origin)
     rows = []
     for row in reader:
         if not any(cell.strip() for cell in row):

@@ -43,6 +43,8 @@ def read_text(path: str | os.PathLike) -> str:
 
 def _check_out_dir(path: Path) -> None:
     parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise InputError("is a file, not a folder to write into", path=parent)
     if not parent.is_dir():
         raise InputError("the output folder does not exist", path=parent)
     if not os.access(parent, os.W_OK):

@@ -1,0 +1,249 @@
+"""The bad-input catalogue: every case is one clear line on stderr, exit 2 (input) or 1 (runtime),
+no traceback, and nothing half-written left behind."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from hier.engine.config import resolve_config
+from hier.engine.fit import fit
+
+TINY = ["--epochs", "1", "--image-size", "32", "--batch-size", "32", "--set", "backbone_options.width=8",
+        "--set", "backbone_options.depth=3"]
+
+
+@pytest.fixture(scope="module")
+def world(synth_dataset, tmp_path_factory):
+    """A trained run and a folder of bad files, made once; each case copies what it may damage."""
+    root = tmp_path_factory.mktemp("bad")
+    run = root / "run"
+    config = resolve_config(flags={"head": "classifier", "epochs": 1, "image_size": 32, "batch_size": 32},
+                            sets=["backbone_options.width=8", "backbone_options.depth=3"])
+    fit(synth_dataset, synth_dataset / "taxonomy.json", config, run)
+    other = root / "other_run"
+    fit(synth_dataset, synth_dataset / "taxonomy.json", {**config, "head": "spheremulti", "loss": "bce",
+                                                         "head_options": {}}, other)
+    files = root / "files"
+    files.mkdir()
+    (files / "empty.json").write_text("")
+    (files / "binary.json").write_bytes(bytes(range(256)) * 4)
+    (files / "latin1.json").write_bytes('{"format": "hier-taxonomy", "nodes": [{"id": "caf\xe9"}]}'.encode("latin-1"))
+    nodes = lambda *n: json.dumps({"format": "hier-taxonomy", "version": 1, "nodes": list(n)})  # noqa: E731
+    (files / "cycle.json").write_text(nodes({"id": "r", "parent": None}, {"id": "a", "parent": "b"},
+                                            {"id": "b", "parent": "a"}))
+    (files / "roots.json").write_text(nodes({"id": "r", "parent": None}, {"id": "s", "parent": None}))
+    (files / "dangling.json").write_text(nodes({"id": "r", "parent": None}, {"id": "a", "parent": "ghost"}))
+    (files / "dupes.json").write_text(nodes({"id": "r", "parent": None}, {"id": "a", "parent": "r"},
+                                            {"id": "a", "parent": "r"}))
+    (files / "other.json").write_text(nodes({"id": "r", "parent": None}, {"id": "x", "parent": "r"},
+                                            {"id": "y", "parent": "r"}))
+    (files / "no_lineage.tsv").write_text("object_id\tobject_area\n1\t30\n")
+    (files / "ragged.tsv").write_text("object_id\tobject_annotation_hierarchy\n1\tliving>a\n2\tliving>b\textra\n")
+    (files / "decimal_commas.tsv").write_text("object_id;object_area;object_annotation_hierarchy\n1;12,5;living>a\n")
+    (files / "wrong_type.yaml").write_text("epochs: many\n")
+    (files / "unknown_key.yaml").write_text("lrr: 0.1\n")
+    (files / "wnids.txt").write_text("n01443537\nn99999999\n")
+    (files / "edges.csv").write_text("parent,child\nanimal,cat\nplant,cat\n")
+    (files / "empty_dataset").mkdir()
+    (files / "no_images" / "Copepoda").mkdir(parents=True)
+    (files / "no_images" / "Copepoda" / "notes.txt").write_text("no image here")
+    shutil.copytree(synth_dataset / "train", files / "unknown_labels" / "Not_A_Taxon", dirs_exist_ok=True,
+                    ignore=lambda d, names: names[4:])
+    (files / "not_a_file.png").mkdir()
+    (files / "a_file").write_text("x")
+    return {"run": run, "other": other, "files": files, "data": synth_dataset}
+
+
+def case(*args, code=2, message):
+    return pytest.param(args, code, message, id=message[:40])
+
+
+CASES = [
+    # files that cannot be read
+    case("taxo", "show", "{f}/missing.json", message="missing.json: no such file"),
+    case("taxo", "show", "{f}/empty.json", message="empty.json: the file is empty"),
+    case("taxo", "show", "{f}/binary.json", message="binary.json: binary file, expected text"),
+    case("taxo", "show", "{f}/latin1.json", message="latin1.json: line 1: not UTF-8"),
+    case("taxo", "stats", "{f}/empty_dataset", message="empty_dataset: is a folder, expected a file"),
+    # broken taxonomies
+    case("taxo", "show", "{f}/cycle.json", message="cycle.json: node 'a': the parents form a cycle"),
+    case("taxo", "stats", "{f}/roots.json", message="roots.json: 2 roots ('r', 's')"),
+    case("taxo", "render", "{f}/dangling.json", "-o", "{tmp}/tree.png",
+         message="dangling.json: node 'a': parent 'ghost' is not a node"),
+    case("taxo", "prune", "{f}/dupes.json", "-o", "{tmp}/out.json", message="dupes.json: node 'a': duplicate node id"),
+    case("taxo", "build", "--source", "csv", "{f}/edges.csv", "--parent-column", "parent", "--child-column", "child",
+         "-o", "{tmp}/out.json", message="edges.csv: line 3: 'cat' has two parents"),
+    case("taxo", "build", "--source", "wordnet", "--wnids", "{f}/wnids.txt", "-o", "{tmp}/out.json",
+         message="wnids.txt: line 2: n99999999 is not a noun synset of WordNet 3.0"),
+    # EcoTaxa exports
+    case("taxo", "build", "--source", "ecotaxa", "{f}/no_lineage.tsv", "-o", "{tmp}/out.json",
+         message="no_lineage.tsv: not an EcoTaxa export"),
+    case("taxo", "build", "--source", "ecotaxa", "{f}/ragged.tsv", "-o", "{tmp}/out.json",
+         message="ragged.tsv: line 3: 3 fields where the header has 2"),
+    case("taxo", "build", "--source", "ecotaxa", "{f}/decimal_commas.tsv", "-o", "{tmp}/out.json",
+         message="separated by ';', as a spreadsheet in a decimal-comma locale"),
+    # datasets
+    case("taxo", "validate", "{data}/taxonomy.json", "{f}/unknown_labels",
+         message="1 label(s) do not name exactly one node: 'Not_A_Taxon'"),
+    case("fit", "{f}/unknown_labels", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY,
+         message="Not_A_Taxon"),
+    case("fit", "{f}/empty_dataset", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY,
+         message="empty_dataset"),
+    case("fit", "{f}/no_images", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY, message="no_images"),
+    case("fit", "{f}/missing_dataset", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY,
+         message="missing_dataset: no such file or folder"),
+    # configs and registry names
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "--config", "{f}/wrong_type.yaml", "-o", "{tmp}/run",
+         message="wrong_type.yaml: 'epochs' must be int, got 'many'"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "--config", "{f}/unknown_key.yaml", "-o", "{tmp}/run",
+         message="unknown config key 'lrr' (did you mean 'lr'"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "--set", "lr", "-o", "{tmp}/run",
+         message="--set expects key=value, got 'lr'"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "--head", "arcfce", "-o", "{tmp}/run", *TINY,
+         message="unknown head 'arcfce'; did you mean 'arcface'"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "--loss", "hbec", "-o", "{tmp}/run", *TINY,
+         message="unknown loss 'hbec'; did you mean 'hbce'"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "--backbone", "resnet19", "-o", "{tmp}/run", *TINY,
+         message="unknown backbone 'resnet19'; did you mean 'resnet18'"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "--weights", "{f}/nothing.pth", "-o", "{tmp}/run", *TINY,
+         message="nothing.pth: no such weights file"),
+    case("fit", "{data}", "-t", "{f}/other.json", "-o", "{tmp}/run", *TINY, message="labels match no single taxonomy node"),
+    # run directories and checkpoints
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "-o", "{run}", *TINY,
+         message="the run directory already exists; continue it with --resume or replace it with --force"),
+    case("fit", "{data}", "--resume", "{f}/empty_dataset", message="empty_dataset: not a hier run directory"),
+    case("fit", "{data}", "--resume", "{run}", "--epochs", "3", "--batch-size", "7",
+         message="changed: batch_size (only epochs may change)"),
+    case("fit", "{data}", "--resume", "{truncated}", "--epochs", "2", message="last.pt: not a readable checkpoint"),
+    case("fit", "{data}", "--resume", "{malicious}", "--epochs", "2", message="last.pt: refused"),
+    case("predict", "{wrong_taxonomy}", "{data}/test", "--confidence", "0.9", "-o", "{tmp}/p.csv",
+         message="do not fit this run's head, backbone and taxonomy"),
+    case("predict", "{wrong_head}", "{data}/test", "--confidence", "0.9", "-o", "{tmp}/p.csv",
+         message="do not fit this run's head, backbone and taxonomy"),
+    case("predict", "{f}/empty_dataset", "{data}/test", "--confidence", "0.9", "-o", "{tmp}/p.csv",
+         message="not a hier run directory"),
+    # confidence and output paths
+    case("predict", "{run}", "{data}/test", "--confidence", "0", "-o", "{tmp}/p.csv", message="confidence"),
+    case("predict", "{run}", "{data}/test", "--confidence", "1.5", "-o", "{tmp}/p.csv", message="confidence"),
+    case("evaluate", "{run}", "{data}", "--confidence", "-0.2", message="confidence"),
+    case("predict", "{run}", "{data}/test", "--confidence", "0.9", "-o", "{tmp}/no/such/folder/p.csv",
+         message="folder/p.csv"),
+    case("predict", "{run}", "{data}/test", "--confidence", "0.9", "-o", "{f}/a_file/p.csv", message="a_file: is a file, not a folder to write into"),
+    case("taxo", "build", "--source", "ecotaxa", "{ecotaxa}", "-o", "{tmp}/missing/out.json",
+         message="missing: the output folder does not exist"),
+    case("data", "synth", "{f}", "--images", "50", message="not empty"),
+]
+
+
+def prepare(world, tmp: Path) -> dict:
+    """Damaged copies of the run, made per case (they must not leak into the shared run)."""
+    run = world["run"]
+    paths = {"f": world["files"], "data": world["data"], "run": run, "tmp": tmp,
+             "ecotaxa": Path(__file__).parent / "data" / "ecotaxa_export.tsv"}
+    for name in ("truncated", "malicious", "wrong_taxonomy", "wrong_head"):
+        paths[name] = tmp / name
+        shutil.copytree(run, paths[name])
+    last = paths["truncated"] / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    (paths["malicious"] / "checkpoints" / "last.pt").write_bytes(pickle.dumps(RunsCode()))
+    shutil.copy(world["files"] / "other.json", paths["wrong_taxonomy"] / "taxonomy.json")
+    shutil.copy(world["other"] / "model.safetensors", paths["wrong_head"] / "model.safetensors")
+    return paths
+
+
+class RunsCode:
+    """Unpickling this would create a file: the proof that code ran."""
+
+    def __reduce__(self):
+        return (Path.touch, (Path(MARKER),))
+
+
+MARKER = "/tmp/hier-test-pickle-ran"
+
+
+def listing(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("args, code, message", CASES)
+def test_bad_input(world, run_cli, tmp_path, args, code, message):
+    paths = prepare(world, tmp_path)
+    Path(MARKER).unlink(missing_ok=True)
+    before_tmp, before_files = listing(tmp_path), listing(world["files"])
+    exit_code, _, stderr = run_cli(*[a.format(**paths) for a in args])
+    assert exit_code == code, stderr
+    lines = [line for line in stderr.splitlines() if not line.startswith("hier: warning:")]
+    assert len(lines) == 1 and lines[0].startswith("hier: error: "), stderr
+    assert message in lines[0], stderr
+    assert "Traceback" not in stderr
+    assert listing(tmp_path) == before_tmp, "output left behind"
+    assert listing(world["files"]) == before_files
+    assert not Path(MARKER).exists(), "a pickled object ran code"
+
+
+def test_catalogue_is_large_enough():
+    assert len(CASES) >= 30
+
+
+def test_debug_shows_the_traceback(run_cli, tmp_path):
+    _, _, stderr = run_cli("--debug", "taxo", "show", tmp_path / "missing.json")
+    assert "Traceback" in stderr or "InputError" in stderr
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda p: p.write_bytes(b""), "zero.png"),
+    (lambda p: p.write_text("not an image"), "text.jpg"),
+    (lambda p: p.write_bytes(Path(__file__).read_bytes()[:50]), "cut.jpg"),
+    (lambda p: Image.new("L", (64, 64)).save(p) or p.write_bytes(p.read_bytes()[:60]), "truncated.png"),
+])
+def test_unreadable_images_are_reported_in_predictions_not_fatal(world, run_cli, tmp_path, make, name):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    make(folder / name)
+    shutil.copy(next((world["data"] / "test").rglob("*.png")), folder / "good.png")
+    code, _, stderr = run_cli("predict", world["run"], folder, "--confidence", "0.5", "-o", tmp_path / "p.csv")
+    assert code == 0, stderr
+    text = (tmp_path / "p.csv").read_text()
+    bad = next(line for line in text.splitlines() if name in line)
+    good = next(line for line in text.splitlines() if "good.png" in line)
+    assert bad.split(",")[1] == "" and bad.rstrip().split(",")[-1]  # no node, an error message
+    assert good.split(",")[1] != ""
+
+
+def test_decompression_bomb_is_refused_in_predictions(world, run_cli, tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+    (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) +
+                                      chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
+    code, _, stderr = run_cli("predict", world["run"], folder, "--confidence", "0.5", "-o", tmp_path / "p.csv")
+    assert code == 0, stderr
+    row = (tmp_path / "p.csv").read_text().splitlines()[1]
+    assert "bomb.png" in row and "pixels" in row
+
+
+def test_malicious_checkpoint_never_runs(world, tmp_path):
+    from hier.engine.runs import load_checkpoint
+    from hier.taxo import InputError
+
+    Path(MARKER).unlink(missing_ok=True)
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps(RunsCode()))
+    with pytest.raises(InputError, match="refused"):
+        load_checkpoint(path)
+    assert not Path(MARKER).exists()
+    torch.save({"ok": torch.zeros(2)}, tmp_path / "fine.pt")
+    assert load_checkpoint(tmp_path / "fine.pt")["ok"].shape == (2,)
