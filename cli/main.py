@@ -14,7 +14,7 @@ import typer
 
 from hier.taxo.errors import HierError, InputError
 
-from . import data, plugins, taxo, train
+from . import data, demo, infer, plugins, taxo, train
 
 app = typer.Typer(
     name="hier",
@@ -28,6 +28,11 @@ app.add_typer(taxo.app, name="taxo")
 app.add_typer(data.app, name="data")
 plugins.add_commands(app)
 app.command("fit")(train.fit)
+app.command("calibrate")(infer.calibrate)
+app.command("predict")(infer.predict)
+app.command("evaluate")(infer.evaluate)
+app.command("compare")(infer.compare)
+app.command("demo")(demo.demo)
 
 
 @app.callback()

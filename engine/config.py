@@ -18,6 +18,7 @@ from hier.taxo.errors import InputError
 from hier.taxo.io import read_text
 
 DEFAULTS: dict = {
+    "dataset": None,  # recorded by `hier fit`: calibrate and evaluate default to it
     # model
     "head": "arcface-multihead",
     "head_options": {},
@@ -72,7 +73,7 @@ CHOICES = {
     "best_metric": ("val_loss", "val_leaf_accuracy", "val_hierarchical_f1", "val_mistake_severity"),
 }
 OPTION_KEYS = ("head_options", "loss_options", "backbone_options")
-NULLABLE_TYPES = {"loss": str, "freeze_backbone": bool, "backbone_lr": float}
+NULLABLE_TYPES = {"dataset": str, "loss": str, "freeze_backbone": bool, "backbone_lr": float}
 
 
 def _type_ok(expected: type, value) -> bool:

@@ -298,10 +298,11 @@ def fit(dataset_path, taxonomy_path, config: dict, run_dir: str | Path, *, resum
 
 def _fit(dataset_path, taxonomy_path, config, run_dir, resume, force, console) -> Path:
     checkpoint = None
+    config = {**config, "dataset": str(Path(dataset_path).resolve())}
     if resume:
         runs.check_run_dir(run_dir)
         saved = runs.read_config(run_dir)
-        changed = [k for k in changed_keys(saved, config) if k != "epochs"]
+        changed = [k for k in changed_keys(saved, config) if k not in ("epochs", "dataset")]
         if changed:
             raise InputError(f"--resume keeps the run's settings; changed: {', '.join(changed)} "
                              "(only epochs may change)", path=run_dir)
