@@ -1,0 +1,26 @@
+"""Classifier: a linear layer over the leaves, trained with cross-entropy."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import Head
+
+
+class Classifier(Head):
+    """Linear layer over the leaves, cross-entropy."""
+
+    name = "classifier"
+    default_loss = "ce"
+    score_space = "leaf"
+
+    def __init__(self, *, in_features: int, taxonomy, bias: bool = True):
+        super().__init__(taxonomy)
+        self.linear = nn.Linear(in_features, self.tree.num_leaves, bias=bias)
+
+    def forward(self, embeddings: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        return self.linear(embeddings)
+
+    def node_probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        return self.tree.sum_up(scores.softmax(-1))

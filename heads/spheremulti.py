@@ -1,0 +1,53 @@
+"""SphereMulti (Ke et al. 2022, hyperspherical multi-label learning): one cosine logit per node."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .arcface import angular_margin, cosine
+from .base import Head, check_angular
+
+
+class SphereMulti(Head):
+    """One cosine logit per node, the path as a multi-hot target, BCE or ASL."""
+
+    name = "spheremulti"
+    default_loss = "bce"
+    score_space = "node"
+
+    def __init__(self, *, in_features: int, taxonomy, scale: float = 30.0, margin: float = 0.2):
+        super().__init__(taxonomy)
+        check_angular(self.name, scale, margin)
+        self.scale = scale
+        self.margin = margin
+        self.centres = nn.Parameter(torch.randn(self.tree.num_nodes, in_features))
+
+    def forward(self, embeddings: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """s·cos(theta + m) for every node, with and without targets.
+
+        The margin is the same for every node whatever the target, so it is part of the logit and
+        stays at inference: p > 0.5 needs theta < pi/2 - m, which makes a positive harder to claim
+        than a negative to reject. Probabilities are those the loss was trained on.
+        """
+        return self.scale * angular_margin(cosine(embeddings, self.centres), self.margin)
+
+    def node_probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        """Per-node sigmoids made consistent with the max-constraint (see ``TreeTensors.max_up``).
+
+        Each sigmoid estimates the marginal probability that the object is at or below its node;
+        an object recognised as a species is also of its genus, so a confident descendant must lift
+        its ancestors (Giunchiglia & Lukasiewicz 2020). Where the sigmoids already respect the tree
+        (what the hierarchical loss trains for) the max changes nothing.
+        """
+        return self.tree.max_up(torch.sigmoid(scores))
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, margin={self.margin}"
+
+
+class SphereMultiHier(SphereMulti):
+    """SphereMulti trained with the hierarchical BCE (violation and distance penalties)."""
+
+    name = "spheremultihier"
+    default_loss = "hbce"
