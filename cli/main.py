@@ -37,8 +37,7 @@ app.command("demo")(demo.demo)
 
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")):
-    if debug:
-        os.environ["HIER_DEBUG"] = "1"
+    """Train image classifiers that respect a taxonomy."""  # --debug itself is read by main()
 
 
 def _add_plugin_commands() -> None:

@@ -25,11 +25,16 @@ from pathlib import Path
 
 import torch
 
+from hier.heads.tree import TreeTensors as HeadTree
 from hier.taxo.errors import InputError
 from hier.taxo.io import atomic_write_text
 
 from . import metrics, runs
+from .datasets import resolve_labels
+from .fit import pick_device
 from .hierarchy import TreeTensors
+from .inference import dataset_of, held_out_split, node_probabilities, score_samples
+from .progress import Progress
 
 LEVELS = tuple(round(0.50 + 0.01 * i, 2) for i in range(50))  # 0.50 ... 0.99
 DELTA = 0.05  # the risk that a table entry's guarantee fails, per level
@@ -86,6 +91,11 @@ def clopper_pearson_lower(k: int, n: int, delta: float = DELTA) -> float:
     return low
 
 
+def clopper_pearson_upper(k: int, n: int, delta: float = DELTA) -> float:
+    """One-sided upper confidence bound: the true proportion is below it with probability >= 1 - delta."""
+    return 1.0 - clopper_pearson_lower(n - k, n, delta)
+
+
 def minimum_correct(n: int, level: float, delta: float = DELTA) -> int:
     """The fewest correct answers out of n whose Clopper-Pearson lower bound is >= level (n + 1: none).
 
@@ -105,7 +115,7 @@ def minimum_correct(n: int, level: float, delta: float = DELTA) -> int:
 
 
 def node_nll(probs: torch.Tensor, positive: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """Sum of per-node binary cross-entropies over the known entries (and their count)."""
+    """Sum of the per-node binary cross-entropies over the known entries."""
     p = probs.double().clamp(PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
     loss = -torch.where(positive, p.log(), (-p).log1p())
     return (loss * known).sum()
@@ -119,8 +129,6 @@ def fit_temperature(scores: torch.Tensor, targets: torch.Tensor, node_probabilit
     golden-section search around the best grid point. ``node_probabilities`` may run on any device:
     chunks of scores are sent to where it lives.
     """
-    from hier.heads.tree import TreeTensors as HeadTree
-
     positive, known = HeadTree(taxonomy).multi_hot(targets, "node")
     count = known.sum().clamp(min=1).item()
 
@@ -171,7 +179,8 @@ def threshold_table(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensor
     """
     n = len(targets)
     thresholds = candidate_thresholds()
-    curve = metrics.operating_curve(probs.double(), targets, tree, thresholds)
+    # in the probabilities' own dtype: a threshold compares with them exactly as predict will
+    curve = metrics.operating_curve(probs, targets, tree, thresholds)
     correct = torch.tensor(curve["correct"], dtype=torch.float64)
     counts = (correct * n).round().long()
     table = []
@@ -246,18 +255,12 @@ class Calibration:
 def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = "auto",
               batch_size: int | None = None, workers: int | None = None, console=None,
               progress: bool = True) -> Calibration:
-    """Fit the temperature and the threshold table on a held-out split and store them in the run."""
-    from .datasets import resolve_labels
-    from .inference import held_out_split, node_probabilities, pick_device, score_samples
-    from .progress import Progress
+    """Fit the temperature and the threshold table on a held-out split and store them in the run.
 
+    ``dataset`` defaults to the one the run was trained on; ``split`` to the run's validation split.
+    """
     run_dir = runs.check_run_dir(run_dir)
-    config = runs.read_config(run_dir)
-    if dataset is None:
-        dataset = config.get("dataset")
-        if not dataset:
-            raise InputError("this run does not record its dataset; give it: hier calibrate RUN_DIR DATASET",
-                             path=run_dir)
+    dataset = dataset_of(run_dir, dataset, "calibrate")
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
     samples, split_name, _ = held_out_split(run_dir, dataset, split, config["val_split"])

@@ -22,7 +22,13 @@ from hier.taxo.errors import InputError
 from hier.taxo.io import atomic_write_bytes, atomic_write_text
 
 from . import metrics, runs
+from .calibration import DELTA, clopper_pearson_upper
+from .calibration import decoding as decoding_for
+from .datasets import read_dataset, resolve_labels
+from .fit import pick_device
 from .hierarchy import TreeTensors
+from .inference import check_output, dataset_of, held_out_split, node_probabilities, score_samples
+from .progress import Progress
 
 EVALUATION = "evaluation.json"
 STANDARD_LEVELS = (0.8, 0.9, 0.95)  # the levels every evaluation also reports, for comparisons
@@ -39,13 +45,21 @@ def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy:
     """
     tree = TreeTensors.of(taxonomy)
     names = taxonomy.ids
+    n = len(targets)
     pred_leaf = metrics.top_leaves(probs, tree, 1)[:, 0]
     recall = metrics.per_class_recall(pred_leaf, targets, tree)
-    at = metrics.at_confidence(probs, targets, tree, threshold)
+
+    def at(t: float) -> dict[str, float]:
+        """The figures at threshold t, and the upper bound of its fraction correct: the split contradicts
+        a promise above that bound (at risk DELTA)."""
+        figures = metrics.at_confidence(probs, targets, tree, t)
+        return {**figures, "correct_upper_bound": clopper_pearson_upper(round(figures["correct"] * n), n, DELTA)}
+
+    chosen = at(threshold)
     curve = metrics.operating_curve(probs, targets, tree)
     level_thresholds = level_thresholds if level_thresholds is not None else {c: c for c in STANDARD_LEVELS}
     out = {
-        "images": len(targets),
+        "images": n,
         "leaf_accuracy": metrics.top_k_accuracy(probs, targets, tree, 1),
         "leaf_top5_accuracy": metrics.top_k_accuracy(probs, targets, tree, TOP_K),
         "balanced_accuracy": sum(r for r, _ in recall.values()) / max(len(recall), 1),
@@ -54,22 +68,22 @@ def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy:
         "hierarchical_distance_at_1": metrics.hierarchical_distance_at_k(probs, targets, tree, 1),
         "hierarchical_distance_at_5": metrics.hierarchical_distance_at_k(probs, targets, tree, TOP_K),
         "threshold": threshold,
-        "correct_at_confidence": at["correct"],
-        "mean_depth_at_confidence": at["mean_depth"],
-        "information_recall_at_confidence": at["information_recall"],
+        "correct_at_confidence": chosen["correct"],
+        "correct_at_confidence_upper_bound": chosen["correct_upper_bound"],
+        "mean_depth_at_confidence": chosen["mean_depth"],
+        "information_recall_at_confidence": chosen["information_recall"],
         "operating_curve_area": metrics.curve_area(curve),
         "information_recall_at_correct_90": metrics.recall_at_correct(curve, 0.9),
         "information_recall_at_correct_95": metrics.recall_at_correct(curve, 0.95),
         "ece": metrics.calibration_error(probs, targets, tree),
         "ece_per_level": {str(k): v for k, v in metrics.calibration_per_level(probs, targets, tree).items()},
         "violation_rate": metrics.violation_rate(probs, torch.as_tensor(taxonomy.parent)),
-        "at_levels": {f"{c:g}": {"threshold": t, **metrics.at_confidence(probs, targets, tree, t)}
-                      for c, t in level_thresholds.items()},
+        "at_levels": {f"{c:g}": {"threshold": t, **at(t)} for c, t in level_thresholds.items()},
         "per_level": {str(level): {**figures, "confusions": [
-            {"true": names[t], "predicted": names[p] if p >= 0 else None, "count": n}
-            for t, p, n in figures["confusions"]]}
+            {"true": names[t], "predicted": names[p] if p >= 0 else None, "count": count}
+            for t, p, count in figures["confusions"]]}
             for level, figures in metrics.per_level(pred_leaf, targets, tree).items()},
-        "per_class_recall": {names[c]: {"recall": r, "images": n} for c, (r, n) in recall.items()},
+        "per_class_recall": {names[c]: {"recall": r, "images": count} for c, (r, count) in recall.items()},
         "operating_curve": thin_curve(curve, CURVE_POINTS),
     }
     return out
@@ -96,19 +110,18 @@ def unseen_folder(dataset) -> Path | None:
     return next((p for p in dataset.ignored if p.name == "unseen" and p.is_dir()), None)
 
 
-def evaluate(run_dir, dataset, *, confidence: float = 0.9, split: str | None = None, unseen=None,
+def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | None = None, unseen=None,
              use_calibration: bool = True, device: str = "auto", batch_size: int | None = None,
              workers: int | None = None, plot: Path | None = None, console=None, progress: bool = True) -> dict:
-    """Score a split (test by default) and return the metrics; also written to RUN_DIR/evaluation.json."""
-    from .calibration import decoding as decoding_for
-    from .datasets import read_dataset, resolve_labels
-    from .inference import held_out_split, node_probabilities, pick_device, score_samples
-    from .progress import Progress
+    """Score a split (test by default) and return the metrics; also written to RUN_DIR/evaluation.json.
 
+    ``dataset`` defaults to the one the run was trained on.
+    """
     run_dir = runs.check_run_dir(run_dir)
+    dataset = dataset_of(run_dir, dataset, "evaluate")
     decoding = decoding_for(run_dir, confidence, use_calibration=use_calibration)
-    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise InputError("the plot file must end in .png, .svg or .pdf", path=plot)
+    if plot is not None:
+        check_plot_path(plot)
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
     samples, split_name, data = held_out_split(run_dir, dataset, split, "test")
@@ -144,6 +157,13 @@ def evaluate(run_dir, dataset, *, confidence: float = 0.9, split: str | None = N
 
 
 # ---- plots and comparisons ----------------------------------------------------------------------
+
+
+def check_plot_path(path: Path) -> None:
+    """Before any work: a plot file that can be written (existing ones are replaced)."""
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise InputError("the plot file must end in .png, .svg or .pdf", path=path)
+    check_output(path, force=True)
 
 
 def plot_curves(results: dict[str, dict], path: Path) -> None:

@@ -27,9 +27,11 @@ import torch
 
 from hier.taxo import Taxonomy
 from hier.taxo.errors import InputError
+from hier.taxo.io import _umask, read_table
 
 from . import runs
 from .datasets import IMAGE_SUFFIXES, PATH_COLUMNS, Dataset, Sample, _images_under, read_dataset
+from .fit import autocast, pick_device
 from .hierarchy import TreeTensors
 from .images import ImageDataset, UnreadableImage, build_transform, collate_skipping, load_image
 from .metrics import decode, top_leaves
@@ -79,10 +81,8 @@ def collect_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 
 def listed_images(table: Path) -> list[Path]:
     """The images named in a table's path column (img_file_name, path, image, ...), relative to its folder."""
-    from hier.taxo.io import read_table
-
     header, rows = read_table(table)
-    if header and all(c.strip() in ("[t]", "[f]") for c in (rows[0] if rows else [])):
+    if rows and all(c.strip() in ("[t]", "[f]") for c in rows[0]):
         rows = rows[1:]  # EcoTaxa's type line
     lowered = {h.lower(): k for k, h in enumerate(header)}
     column = next((lowered[name] for name in PATH_COLUMNS if name in lowered), None)
@@ -94,20 +94,12 @@ def listed_images(table: Path) -> list[Path]:
 # ---- scores -------------------------------------------------------------------------------------
 
 
-def pick_device(name: str) -> torch.device:
-    from .fit import pick_device as fit_device
-
-    return fit_device(name)
-
-
 def score_batches(model, paths: Sequence[Path], config: dict, device: torch.device, *,
                   batch_size: int | None = None, workers: int | None = None,
                   progress: Progress | None = None, what: str = "images"
                   ) -> Iterator[tuple[range, torch.Tensor, torch.Tensor | None]]:
     """Yields (span, readable, scores) per batch, in order: the sample indices of the batch, those that
     could be read, and their scores [len(readable), width] on ``device`` (None when none could be read)."""
-    from .fit import autocast
-
     batch_size = batch_size or config["batch_size"]
     data = ImageDataset(paths, transform=build_transform(config["image_size"], train=False,
                                                          keep_size=config["keep_size"]), return_index=True)
@@ -115,18 +107,17 @@ def score_batches(model, paths: Sequence[Path], config: dict, device: torch.devi
                                          num_workers=config["workers"] if workers is None else workers,
                                          pin_memory=device.type == "cuda")
     task = progress.add(what, total=len(data)) if progress else None
-    with torch.no_grad():
-        for number, batch in enumerate(loader):
-            span = range(number * batch_size, min((number + 1) * batch_size, len(data)))
-            if batch is None:
-                yield span, torch.empty(0, dtype=torch.long), None
-            else:
-                images, _, readable = batch
-                with autocast(device, config):
-                    scores = model(images.to(device, non_blocking=True))
-                yield span, readable, scores.float()
-            if progress:
-                progress.advance(task, len(span), images=len(span))
+    for number, batch in enumerate(loader):
+        span = range(number * batch_size, min((number + 1) * batch_size, len(data)))
+        if batch is None:
+            yield span, torch.empty(0, dtype=torch.long), None
+        else:
+            images, _, readable = batch
+            with torch.no_grad(), autocast(device, config):
+                scores = model(images.to(device, non_blocking=True))
+            yield span, readable, scores.float()
+        if progress:
+            progress.advance(task, len(span), images=len(span))
     if progress:
         progress.done(task)
 
@@ -165,6 +156,7 @@ def score_samples(model, samples: Sequence[Sample], nodes: dict[str, int], confi
     return Scored(torch.cat(scores), torch.cat(kept), unreadable)
 
 
+@torch.no_grad()
 def node_probabilities(model, scores: torch.Tensor, temperature: float, device, rows: int = 8192) -> torch.Tensor:
     """Probabilities of ``scores / temperature`` on the CPU, computed on ``device`` a chunk at a time."""
     return torch.cat([model.node_probabilities(chunk.to(device) / temperature).float().cpu()
@@ -172,6 +164,17 @@ def node_probabilities(model, scores: torch.Tensor, temperature: float, device, 
 
 
 # ---- held-out splits ----------------------------------------------------------------------------
+
+
+def dataset_of(run_dir: Path, dataset, command: str) -> Path:
+    """The dataset given, else the one the run was trained on (``hier fit`` records it in the config)."""
+    if dataset is not None:
+        return Path(dataset)
+    recorded = runs.read_config(run_dir).get("dataset")
+    if not recorded:
+        raise InputError(f"this run does not record its dataset; give it: hier {command} RUN_DIR DATASET",
+                         path=run_dir)
+    return Path(recorded)
 
 
 def held_out_split(run_dir: Path, dataset_path, split: str | None, default: str) -> tuple[list[Sample], str, Dataset]:
@@ -311,8 +314,12 @@ def check_output(out: Path, force: bool) -> None:
         raise InputError("is a folder, expected an output file", path=out)
     if out.exists() and not force:
         raise InputError("exists; use --force to replace it", path=out)
+    if out.parent.exists() and not out.parent.is_dir():
+        raise InputError("is a file, not a folder to write into", path=out.parent)
     if not out.parent.is_dir():
-        raise InputError("the output folder does not exist", path=out.parent)
+        raise InputError(f"the output folder {out.parent} does not exist", path=out)
+    if not os.access(out.parent, os.W_OK):
+        raise InputError(f"the output folder {out.parent} is not writable", path=out)
 
 
 @contextlib.contextmanager
@@ -325,6 +332,7 @@ def atomic_output(out: Path | None):
         return
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it; mkstemp makes owner-only files
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
             yield stream
             stream.flush()
@@ -351,7 +359,10 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], decoding, *, out: Path
             fmt: str | None = None, top_k: int = 0, force: bool = False, device: str = "auto",
             batch_size: int | None = None, workers: int | None = None, console=None,
             progress: bool = True) -> PredictSummary:
-    """Decode every image at ``decoding`` (see :func:`hier.engine.calibration.decoding`) and write the rows."""
+    """Decode every image at ``decoding`` (see :func:`hier.engine.calibration.decoding`) and write the rows.
+
+    With a ``console``, says there which temperature and threshold it decodes with, and shows progress.
+    """
     started = time.perf_counter()
     run_dir = runs.check_run_dir(run_dir)
     if top_k < 0:
@@ -362,6 +373,8 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], decoding, *, out: Path
     paths = collect_images(inputs)
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
+    if console is not None:  # once nothing can fail on the user's input any more
+        console.print(decoding.describe(), soft_wrap=True)
     tree = TreeTensors.of(taxonomy, device)
     nodes = NodeText(taxonomy)
     depth_counts: dict[int, int] = {}
@@ -373,7 +386,8 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], decoding, *, out: Path
                                                     workers=workers, progress=bar, what="predict"):
             answers = {}
             if scores is not None:
-                probs = model.node_probabilities(scores / decoding.temperature)
+                with torch.no_grad():
+                    probs = model.node_probabilities(scores / decoding.temperature)
                 chosen = decode(probs, decoding.threshold, tree.depth)
                 confidence = probs.gather(1, chosen[:, None])[:, 0]
                 top = top_leaves(probs, tree, top_k) if top_k else chosen.new_empty(len(chosen), 0)
@@ -390,4 +404,5 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], decoding, *, out: Path
                 else:
                     unreadable += 1
                     writer.write(paths[i], None, float("nan"), [], unreadable_reason(paths[i]))
-    return PredictSummary(len(paths), unreadable, out, time.perf_counter() - started, dict(sorted(depth_counts.items())))
+    return PredictSummary(len(paths), unreadable, out, time.perf_counter() - started,
+                          dict(sorted(depth_counts.items())))

@@ -1,0 +1,198 @@
+"""``hier calibrate``, ``predict``, ``evaluate`` and ``compare``: parse, call the engine, print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+SHOWN_LEVELS = (0.5, 0.8, 0.9, 0.95, 0.99)
+WORST_CLASSES = 5
+
+_DEVICE = typer.Option("auto", help="auto, cpu or cuda.")
+_BATCH = typer.Option(None, "--batch-size", min=1, help="Images per batch (default: the run's).")
+_WORKERS = typer.Option(None, min=0, help="Image-loading processes (default: the run's).")
+_UNCALIBRATED = typer.Option(False, "--uncalibrated", help="Ignore calibration.json: threshold = confidence.")
+
+
+def _confidence(value: float) -> float:
+    from hier.engine.calibration import check_confidence
+
+    check_confidence(value)
+    return value
+
+
+def _number(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def calibrate(
+    run_dir: Path = typer.Argument(..., help="A run directory written by hier fit."),
+    dataset: Optional[Path] = typer.Argument(None, help="Held-out data (default: the dataset the run was "
+                                                        "trained on)."),
+    split: Optional[str] = typer.Option(None, help="Split to calibrate on (default: the run's validation split)."),
+    device: str = _DEVICE,
+    batch_size: Optional[int] = _BATCH,
+    workers: Optional[int] = _WORKERS,
+):
+    """Fit a temperature and a confidence table on held-out images; stored in RUN_DIR/calibration.json.
+
+    For each confidence level 0.50..0.99 the table holds the lowest threshold whose answers are correct at
+    least that often, by a one-sided Clopper-Pearson bound at risk 0.05 (see docs/confidence.md).
+
+    Example: hier calibrate runs/demo synth/
+    """
+    from hier.engine.calibration import calibrate as run_calibrate
+
+    calibration = run_calibrate(run_dir, dataset, split=split, device=device, batch_size=batch_size,
+                                workers=workers, console=console)
+    out = Console()
+    out.print(f"temperature {calibration.temperature:.4f} (node BCE {calibration.loss_before:.4f} -> "
+              f"{calibration.loss_after:.4f}) on {calibration.n} {calibration.split} images"
+              + (f", {calibration.unreadable} unreadable" if calibration.unreadable else ""))
+    table = Table("confidence", "threshold", "correct", "lower bound", "mean depth", title="calibration table")
+    for entry in calibration.table:
+        if any(abs(entry["level"] - level) < 1e-9 for level in SHOWN_LEVELS):
+            table.add_row(f"{entry['level']:.2f}", *(_number(entry[k]) if entry[k] is not None else "not certified"
+                                                      for k in ("threshold", "correct", "lower_bound", "mean_depth")))
+    out.print(table)
+    out.print(f"written to {Path(run_dir) / 'calibration.json'}; hier predict uses it from now on")
+
+
+def predict(
+    run_dir: Path = typer.Argument(..., help="A run directory written by hier fit."),
+    images: List[Path] = typer.Argument(..., help="Images, folders (searched recursively) or tables of images."),
+    confidence: float = typer.Option(0.9, "--confidence", "-c", help="How sure the answer must be, in (0, 1]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .csv, .jsonl or .tsv (EcoTaxa import); "
+                                                                 "default: CSV on stdout."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv, jsonl or ecotaxa (default: from the suffix)."),
+    top_k: int = typer.Option(0, "--top-k", min=0, help="Add the k most probable leaves to each row."),
+    uncalibrated: bool = _UNCALIBRATED,
+    force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
+    device: str = _DEVICE,
+    batch_size: Optional[int] = _BATCH,
+    workers: Optional[int] = _WORKERS,
+):
+    """Answer with the deepest taxonomy node the model is sure of, for every image.
+
+    With calibration.json in the run, --confidence C is a promise: answers are correct at least a fraction
+    C of the time (risk 0.05). Unreadable images get a row with an error; the run goes on.
+
+    Example: hier predict runs/demo samples/ --confidence 0.9 -o predictions.csv
+    """
+    from hier.engine.calibration import decoding
+    from hier.engine.inference import predict as run_predict
+
+    chosen = decoding(run_dir, _confidence(confidence), use_calibration=not uncalibrated)
+    summary = run_predict(run_dir, images, chosen, out=out, fmt=fmt, top_k=top_k, force=force, device=device,
+                          batch_size=batch_size, workers=workers, console=console)
+    depths = ", ".join(f"depth {d}: {n}" for d, n in summary.depth_counts.items())
+    console.print(f"{summary.images} images in {summary.seconds:.1f} s ({depths})"
+                  + (f"; {summary.unreadable} unreadable (see the error column)" if summary.unreadable else "")
+                  + (f"; written to {summary.out}" if summary.out else ""))
+
+
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run directory written by hier fit."),
+    dataset: Optional[Path] = typer.Argument(None, help="The dataset to evaluate on, its test split by default "
+                                                        "(default: the dataset the run was trained on)."),
+    confidence: float = typer.Option(0.9, "--confidence", "-c", help="The confidence the answers are judged at."),
+    split: Optional[str] = typer.Option(None, help="Split to evaluate (default: test)."),
+    unseen: Optional[Path] = typer.Option(None, help="Images of classes missing from the taxonomy, in folders "
+                                                     "named by their deepest known node (default: the "
+                                                     "dataset's unseen/ folder, if any)."),
+    as_json: bool = typer.Option(False, "--json", help="Print every metric as JSON."),
+    plot: Optional[Path] = typer.Option(None, help="Write the operating curve to this .png/.svg/.pdf."),
+    uncalibrated: bool = _UNCALIBRATED,
+    device: str = _DEVICE,
+    batch_size: Optional[int] = _BATCH,
+    workers: Optional[int] = _WORKERS,
+):
+    """Hierarchical metrics, the operating curve and calibration error on a split; also RUN_DIR/evaluation.json.
+
+    Example: hier evaluate runs/demo synth/ --confidence 0.9 --plot curve.png
+    """
+    from hier.engine.evaluation import evaluate as run_evaluate
+
+    result = run_evaluate(run_dir, dataset, confidence=_confidence(confidence), split=split, unseen=unseen,
+                          use_calibration=not uncalibrated, device=device, batch_size=batch_size, workers=workers,
+                          plot=plot, console=console)
+    out = Console()
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    calibrated = (f"calibrated, T {result['temperature']:.3f}, threshold {result['threshold']:.3f}"
+                  if result["calibrated"] else "uncalibrated")
+    table = Table("metric", "value", title=f"{result['head']} on {result['split']} ({result['images']} images; "
+                                           f"{calibrated})")
+    for key in ("leaf_accuracy", "leaf_top5_accuracy", "balanced_accuracy", "hierarchical_precision",
+                "hierarchical_recall", "hierarchical_f1", "hierarchical_f1_macro", "mistake_severity",
+                "hierarchical_distance_at_1", "hierarchical_distance_at_5", "correct_at_confidence",
+                "correct_at_confidence_upper_bound", "mean_depth_at_confidence", "information_recall_at_confidence", "operating_curve_area",
+                "information_recall_at_correct_90", "information_recall_at_correct_95", "ece", "violation_rate"):
+        table.add_row(key.replace("confidence", f"confidence {result['confidence']:g}"), _number(result[key]))
+    out.print(table)
+    levels = Table("level", "images", "accuracy", "balanced", "most confused (true -> predicted: count)",
+                   title="per level")
+    for level, figures in result["per_level"].items():
+        confused = "; ".join(f"{c['true']} -> {c['predicted'] or '(shallower leaf)'}: {c['count']}"
+                             for c in figures["confusions"])
+        levels.add_row(level, str(figures["n"]), _number(figures["accuracy"]), _number(figures["balanced_accuracy"]),
+                       confused or "-")
+    out.print(levels)
+    worst = sorted(result["per_class_recall"].items(), key=lambda item: (item[1]["recall"], -item[1]["images"]))
+    out.print("lowest recall: " + ", ".join(f"{name} {v['recall']:.2f} ({v['images']})"
+                                           for name, v in worst[:WORST_CLASSES]))
+    if result["unseen"]:
+        u = result["unseen"]
+        out.print(f"unseen classes ({u['images']} images): {u['at_known_ancestor']:.1%} placed at a correct ancestor "
+                  f"({u['at_deepest_known']:.1%} at the deepest known node), {u['in_wrong_leaf']:.1%} forced into "
+                  f"a wrong leaf, {u['elsewhere']:.1%} elsewhere")
+    if result["unreadable"]:
+        console.print(f"{result['unreadable']} images could not be read and were left out")
+    if plot is not None:
+        console.print(f"operating curve written to {plot}")
+
+
+def compare(
+    run_dirs: List[Path] = typer.Argument(..., help="Run directories, each evaluated with hier evaluate."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write the table as CSV."),
+    plot: Optional[Path] = typer.Option(None, help="Write the runs' operating curves to this .png/.svg/.pdf."),
+):
+    """One table of the runs' evaluation metrics, and optionally one plot of their operating curves.
+
+    Example: hier compare runs/classifier runs/arcface-multihead --csv compare.csv --plot curves.png
+    """
+    from hier.engine.evaluation import COMPARE_COLUMNS, check_plot_path, plot_curves, rows_csv
+    from hier.engine.evaluation import compare as run_compare
+    from hier.engine.inference import check_output
+    from hier.taxo.io import atomic_write_text
+
+    if plot is not None:
+        check_plot_path(plot)
+    if csv_path is not None:
+        check_output(csv_path, force=True)
+    rows, evaluations, notes = run_compare(run_dirs)
+    table = Table("metric", *(row["run"] for row in rows), title="evaluation metrics")  # one column per run
+    for key, header in COMPARE_COLUMNS:
+        table.add_row(header, *(_number(row[key]) for row in rows))
+    Console().print(table)
+    for note in notes:
+        console.print(f"note: {note}")
+    if csv_path is not None:
+        atomic_write_text(csv_path, rows_csv(rows))
+        console.print(f"table written to {csv_path}")
+    if plot is not None:
+        plot_curves(evaluations, plot)
+        console.print(f"operating curves written to {plot}")
