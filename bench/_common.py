@@ -21,6 +21,21 @@ def synthetic(images: int, size: int, seed: int = 0) -> Path:
     return root / "data"
 
 
+def seconds(step, repeats: int, *, warmup: int = 1, reduce=min) -> float:
+    """Time ``step()`` ``repeats`` times after ``warmup`` calls; ``min`` by default, since on a shared
+    machine the slower runs measure who else was running."""
+    import time
+
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return reduce(times)
+
+
 def machine() -> str:
     import torch
 

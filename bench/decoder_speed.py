@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from _common import machine
+from _common import machine, seconds
 from hier.engine.metrics import decode
 from hier.heads.tree import TreeTensors
 from loss_speed import random_tree
@@ -35,16 +35,6 @@ def loop_decode(probs: list[list[float]], thresholds: list[float], depth: list[i
                 best, best_depth, best_p = node, depth[node], p
         out.append(best)
     return out
-
-
-def median_s(step, repeats: int) -> float:
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None) -> int:
@@ -67,8 +57,8 @@ def main(argv=None) -> int:
     per_sample = torch.rand(args.samples, generator=generator) * 0.5 + 0.5
     depth = tree.depth
 
-    one_s = median_s(lambda: decode(probs, 0.9, depth), args.repeats)
-    each_s = median_s(lambda: decode(probs, per_sample, depth), args.repeats)
+    one_s = seconds(lambda: decode(probs, 0.9, depth), args.repeats, reduce=statistics.median)
+    each_s = seconds(lambda: decode(probs, per_sample, depth), args.repeats, reduce=statistics.median)
 
     subset = probs[:args.subset].tolist()
     depth_list = depth.tolist()

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from _common import seconds
 from hier.plugins import create_loss
 from hier.taxo import Taxonomy
 
@@ -106,18 +106,6 @@ def training_like_scores(taxonomy: Taxonomy, batch: int, rng) -> torch.Tensor:
     return torch.from_numpy(np.where(on_path, 2.0, -2.0) + rng.standard_normal(on_path.shape)).float()
 
 
-def best_ms(step, repeats: int) -> float:
-    """Fastest of several runs: on a shared machine the others measure who else was running."""
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
@@ -157,9 +145,10 @@ def main(argv=None) -> int:
                 torch.cuda.synchronize()
         return step
 
-    loop_ms = best_ms(timed(notes, on_device=False), args.repeats)
-    hbce_ms = best_ms(timed(hbce), args.repeats)
-    bce_ms = best_ms(timed(lambda s, _: F.binary_cross_entropy_with_logits(s, multi_hot_dev)), args.repeats)
+    loop_ms = 1000 * seconds(timed(notes, on_device=False), args.repeats, warmup=3)
+    hbce_ms = 1000 * seconds(timed(hbce), args.repeats, warmup=3)
+    bce_ms = 1000 * seconds(timed(lambda s, _: F.binary_cross_entropy_with_logits(s, multi_hot_dev)),
+                            args.repeats, warmup=3)
 
     depth = taxonomy.max_depth
     print(f"hbce on a {len(taxonomy)}-node tree ({len(leaves)} leaves, depth {depth}), batch {args.batch}, "

@@ -106,7 +106,7 @@ def _is_image(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
-def _images_under(folder: Path) -> list[Path]:
+def images_under(folder: Path) -> list[Path]:
     """Image files anywhere below ``folder`` (ImageNet's ``<wnid>/images/`` included), in path order."""
     found = []
     for top, dirs, files in os.walk(folder):
@@ -162,7 +162,7 @@ def _read_split(folder: Path) -> tuple[list[Sample] | None, str]:
 def _read_classes(class_folders: Iterable[Path]) -> list[Sample]:
     samples = []
     for folder in class_folders:
-        images = _images_under(folder)
+        images = images_under(folder)
         if not images:
             raise InputError("class folder without images", path=folder)
         samples += [Sample(p, folder.name) for p in images]

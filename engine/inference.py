@@ -17,7 +17,6 @@ import csv
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,10 +26,10 @@ import torch
 
 from hier.taxo import Taxonomy
 from hier.taxo.errors import InputError
-from hier.taxo.io import _umask, read_table
+from hier.taxo.io import atomic_open, check_output_folder, read_table
 
 from . import runs
-from .datasets import IMAGE_SUFFIXES, PATH_COLUMNS, Dataset, Sample, _images_under, read_dataset
+from .datasets import IMAGE_SUFFIXES, PATH_COLUMNS, Dataset, Sample, images_under, read_dataset
 from .fit import autocast, pick_device
 from .hierarchy import TreeTensors
 from .images import ImageDataset, UnreadableImage, build_transform, collate_skipping, load_image
@@ -60,7 +59,7 @@ def collect_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = _images_under(path)
+            found = images_under(path)
             if not found:
                 raise InputError("no images in this folder or below it", path=path)
             images += found
@@ -314,33 +313,18 @@ def check_output(out: Path, force: bool) -> None:
         raise InputError("is a folder, expected an output file", path=out)
     if out.exists() and not force:
         raise InputError("exists; use --force to replace it", path=out)
-    if out.parent.exists() and not out.parent.is_dir():
-        raise InputError("is a file, not a folder to write into", path=out.parent)
-    if not out.parent.is_dir():
-        raise InputError(f"the output folder {out.parent} does not exist", path=out)
-    if not os.access(out.parent, os.W_OK):
-        raise InputError(f"the output folder {out.parent} is not writable", path=out)
+    check_output_folder(out)
 
 
 @contextlib.contextmanager
 def atomic_output(out: Path | None):
-    """A text stream to ``out``, written to a temporary file beside it and renamed on success (so an
-    interrupted run leaves the old file or none, never a truncated one); stdout when ``out`` is None."""
+    """A text stream to ``out`` that lands whole or not at all (see ``atomic_open``); stdout when None."""
     if out is None:
         yield sys.stdout
         sys.stdout.flush()
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it; mkstemp makes owner-only files
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(out, "w", encoding="utf-8", newline="") as stream:
+        yield stream
 
 
 # ---- predict ------------------------------------------------------------------------------------

@@ -59,4 +59,4 @@ class Progress:
 
     def print(self, line: str) -> None:
         if self.enabled:
-            self._bar.console.print(line)
+            self._bar.console.print(line, soft_wrap=True)

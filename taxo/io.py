@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -41,7 +42,8 @@ def read_text(path: str | os.PathLike) -> str:
     return decode_text(read_bytes(path), path)
 
 
-def _check_out_dir(path: Path) -> None:
+def check_output_folder(path: Path) -> None:
+    """The folder ``path`` will be written into exists and is writable."""
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise InputError("is a file, not a folder to write into", path=parent)
@@ -57,21 +59,32 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename: readers see old or new, never half."""
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs):
+    """A file object for ``path`` that lands whole or not at all.
+
+    It writes to a temporary file beside ``path``, fsyncs and renames it over ``path`` when the
+    block ends; on any error (or Ctrl-C) the temporary file is removed and ``path`` is untouched.
+    """
     path = Path(path)
-    _check_out_dir(path)
+    check_output_folder(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it; mkstemp makes owner-only files
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Readers of ``path`` see the old content or the new, never half of it."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

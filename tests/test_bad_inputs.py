@@ -134,7 +134,7 @@ CASES = [
     case("predict", "{run}", "{data}/test", "--confidence", "1.5", "-o", "{tmp}/p.csv", message="confidence"),
     case("evaluate", "{run}", "{data}", "--confidence", "-0.2", message="confidence"),
     case("predict", "{run}", "{data}/test", "--confidence", "0.9", "-o", "{tmp}/no/such/folder/p.csv",
-         message="folder/p.csv"),
+         message="folder: the output folder does not exist"),
     case("predict", "{run}", "{data}/test", "--confidence", "0.9", "-o", "{f}/a_file/p.csv", message="a_file: is a file, not a folder to write into"),
     case("taxo", "build", "--source", "ecotaxa", "{ecotaxa}", "-o", "{tmp}/missing/out.json",
          message="missing: the output folder does not exist"),

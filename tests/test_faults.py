@@ -1,7 +1,6 @@
 """Faults with real processes: kill -9 and Ctrl-C during fit, then --resume."""
 
 import csv
-import os
 import random
 import signal
 import subprocess

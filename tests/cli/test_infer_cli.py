@@ -1,33 +1,9 @@
 """``hier calibrate | predict | evaluate | compare`` as a user runs them: exit codes, output, files."""
 
 import csv
-import importlib.util
 import json
-import shutil
-import sys
-from pathlib import Path
 
 import pytest
-
-
-def _fixtures():
-    name = "hier_tests_conftest_inference"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).parents[1] / "engine" / "conftest_inference.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-trained = _fixtures().trained
-
-
-@pytest.fixture
-def run_copy(trained, tmp_path):
-    def copy(head: str = "classifier") -> Path:
-        return Path(shutil.copytree(trained.runs[head], tmp_path / head))
-    return copy
 
 
 @pytest.mark.parametrize("command", ["calibrate", "predict", "evaluate", "compare"])

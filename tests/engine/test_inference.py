@@ -1,11 +1,9 @@
 """Predict, calibrate, evaluate and compare end to end on small trained runs."""
 
 import csv
-import importlib.util
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,26 +14,6 @@ from hier.engine import evaluation, inference, metrics, runs
 from hier.engine.hierarchy import TreeTensors
 from hier.engine.images import build_transform, load_image
 from hier.taxo import InputError
-
-
-def _fixtures():
-    name = "hier_tests_conftest_inference"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "conftest_inference.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-trained = _fixtures().trained
-
-
-@pytest.fixture
-def run_copy(trained, tmp_path):
-    """A copy of a trained run that a test may write calibration or evaluation files into."""
-    def copy(head: str = "classifier") -> Path:
-        return Path(shutil.copytree(trained.runs[head], tmp_path / head))
-    return copy
 
 
 def sample_images(trained, count=5) -> list[Path]:

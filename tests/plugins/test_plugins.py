@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from hier.plugins import create_backbone, create_taxonomy, get_plugins, hookimpl, list_taxonomy_sources
-from hier.plugins.testing import hier_plugin, registered_plugin  # noqa: F401  (fixture)
+from hier.plugins.testing import registered_plugin
 from hier.taxo import InputError, Taxonomy
 
 
