@@ -131,3 +131,20 @@ def test_validate_real_images(run_cli, data_dir, tmp_path):
         {"id": "r", "parent": None}, {"id": "Bubbles", "parent": "r"}, {"id": "Chaetoceros", "parent": "r"}]}))
     code, _, stderr = run_cli("taxo", "validate", small, data_dir / "phytoplankton/images")
     assert code == 2 and "3 label(s) do not name exactly one node" in stderr and "'Detritus' (5 images)" in stderr
+
+
+def test_tiny_imagenet_built_pruned_and_rendered(run_cli, data_dir, tmp_path):
+    tree = tmp_path / "tiny.json"
+    code, _, stderr = run_cli("taxo", "build", "--source", "wordnet", "--wnids", data_dir / "tiny_imagenet_wnids.txt",
+                              "-o", tree)
+    assert code == 0, stderr
+    t = Taxonomy.load(tree)
+    wnids = (data_dir / "tiny_imagenet_wnids.txt").read_text().split()
+    assert sorted(t.ids[i] for i in t.leaves) == sorted(wnids)
+    code, stdout, _ = run_cli("taxo", "stats", tree, "--json")
+    assert json.loads(stdout)["dead_nodes"] == 0
+    code, _, _ = run_cli("taxo", "render", tree, "-o", tmp_path / "tiny.png")
+    from PIL import Image
+
+    with Image.open(tmp_path / "tiny.png") as image:
+        assert image.size[1] > 200 * 15  # a row per leaf
