@@ -131,7 +131,7 @@ def ancestor_at(nodes: torch.Tensor, level: int, tree: TreeTensors) -> torch.Ten
 
 def per_level(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTensors, confusions: int = 3) -> dict[int, dict]:
     """Per depth, over samples whose target is at least that deep: top-1 accuracy (the predicted leaf's
-    ancestor there is the target's), balanced accuracy over the target's classes at that depth, and the
+    ancestor there is the target's), the number of true classes there, balanced accuracy over them, and the
     most frequent confusions as (true node, predicted node or -1 for a leaf above the level, count)."""
     out = {}
     for level in range(1, int(tree.depth.max()) + 1):
@@ -146,7 +146,7 @@ def per_level(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTensors, 
         recall /= torch.bincount(index, minlength=len(classes))
         pairs, counts = torch.stack([true_at[~right], pred_at[~right]], 1).unique(dim=0, return_counts=True)
         order = counts.argsort(descending=True, stable=True)[:confusions]
-        out[level] = {"n": int(keep.sum()), "accuracy": right.float().mean().item(),
+        out[level] = {"n": int(keep.sum()), "classes": len(classes), "accuracy": right.float().mean().item(),
                       "balanced_accuracy": recall.mean().item(),
                       "confusions": [(int(pairs[i, 0]), int(pairs[i, 1]), int(counts[i])) for i in order]}
     return out

@@ -168,12 +168,13 @@ def test_per_class_recall_and_per_level(tree, leaf_case):
     assert M.per_class_recall(pred, target, tree) == {A: (1.0, 1), A1: (0.0, 1), X: (0.5, 2)}
     levels = M.per_level(pred, target, tree)
     # depth 1: every target is under A; c was predicted once
-    assert levels[1] == {"n": 4, "accuracy": 0.75, "balanced_accuracy": 0.75, "confusions": [(A, C, 1)]}
+    assert levels[1] == {"n": 4, "classes": 1, "accuracy": 0.75, "balanced_accuracy": 0.75,
+                         "confusions": [(A, C, 1)]}
     # depth 2: targets x, a1, x -> a2, a1, a2; predictions x, c, a1 -> a2, (none: c is shallower), a1
-    assert levels[2]["n"] == 3 and levels[2]["accuracy"] == pytest.approx(1 / 3)
+    assert levels[2]["n"] == 3 and levels[2]["classes"] == 2 and levels[2]["accuracy"] == pytest.approx(1 / 3)
     assert levels[2]["balanced_accuracy"] == pytest.approx((0 + 0.5) / 2)
     assert levels[2]["confusions"] == [(A1, -1, 1), (A2, A1, 1)]
-    assert levels[3] == {"n": 2, "accuracy": 0.5, "balanced_accuracy": 0.5, "confusions": [(X, -1, 1)]}
+    assert levels[3] == {"n": 2, "classes": 1, "accuracy": 0.5, "balanced_accuracy": 0.5, "confusions": [(X, -1, 1)]}
 
 
 def test_expected_calibration_error():
