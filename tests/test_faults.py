@@ -1,6 +1,7 @@
 """Faults with real processes: kill -9 and Ctrl-C during fit, then --resume."""
 
 import csv
+import os
 import random
 import signal
 import subprocess
@@ -74,3 +75,28 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_130(synth_dataset, uninte
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert metrics(run) == metrics(uninterrupted)
+
+
+def test_kill_9_during_predict_leaves_no_truncated_output(synth_dataset, uninterrupted, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    pool = sorted((synth_dataset / "train").rglob("*.png"))
+    for i in range(1500):  # enough images that the kill lands while predictions are being written
+        os.link(pool[i % len(pool)], images / f"{i:05d}.png")
+    out = tmp_path / "predictions.csv"
+    process = subprocess.Popen([sys.executable, "-m", "hier.cli", "predict", str(uninterrupted), str(images),
+                                "--confidence", "0.5", "-o", str(out), "--batch-size", "16"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".predictions.csv.*.tmp")) and time.time() < deadline:
+        assert process.poll() is None, "predict ended before it could be killed"
+        time.sleep(0.02)
+    time.sleep(random.uniform(0.05, 0.3))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists()  # absent: the complete file appears only by rename
+    done = subprocess.run([sys.executable, "-m", "hier.cli", "predict", str(uninterrupted), str(images),
+                           "--confidence", "0.5", "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with open(out) as f:
+        assert sum(1 for _ in csv.reader(f)) == 1501  # complete: header and every image
