@@ -174,7 +174,8 @@ def compare(
 
     Example: hier compare runs/classifier runs/arcface-multihead --csv compare.csv --plot curves.png
     """
-    from hier.engine.evaluation import COMPARE_COLUMNS, check_plot_path, plot_curves, rows_csv
+    from hier.engine.evaluation import COMPARE_COLUMNS, check_plot_path, plot_curves
+    from hier.taxo.io import csv_text
     from hier.engine.evaluation import compare as run_compare
     from hier.engine.inference import check_output
     from hier.taxo.io import atomic_write_text
@@ -191,7 +192,7 @@ def compare(
     for note in notes:
         console.print(f"note: {note}")
     if csv_path is not None:
-        atomic_write_text(csv_path, rows_csv(rows))
+        atomic_write_text(csv_path, csv_text(rows))
         console.print(f"table written to {csv_path}")
     if plot is not None:
         plot_curves(evaluations, plot)

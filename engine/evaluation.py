@@ -10,7 +10,6 @@ returned and written to ``RUN_DIR/evaluation.json``, which ``hier compare`` read
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -239,9 +238,3 @@ def compare(run_dirs) -> tuple[list[dict], dict[str, dict], list[str]]:
     return rows, evaluations, notes
 
 
-def rows_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()

@@ -17,7 +17,7 @@ import torch
 
 from hier.taxo import Taxonomy
 from hier.taxo.errors import InputError
-from hier.taxo.io import atomic_write_bytes, atomic_write_text
+from hier.taxo.io import atomic_write_bytes, atomic_write_text, csv_text
 
 from . import config as cfg
 
@@ -64,11 +64,7 @@ def load_checkpoint(path: Path) -> dict:
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
     if not rows:
         return
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(run_dir / METRICS, out.getvalue())
+    atomic_write_text(run_dir / METRICS, csv_text(rows))
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

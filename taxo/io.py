@@ -124,6 +124,15 @@ def column(header: list[str], name: str, path) -> int:
         raise InputError(f"no column {name!r}{hint}", path=path) from None
 
 
+def csv_text(rows: list[dict]) -> str:
+    """Rows of one shape as CSV text, the header from the first row's keys."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
 def to_csv(taxonomy) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")

@@ -14,6 +14,7 @@ from hier.engine import evaluation, inference, metrics, runs
 from hier.engine.hierarchy import TreeTensors
 from hier.engine.images import build_transform, load_image
 from hier.taxo import InputError
+from hier.taxo.io import csv_text
 
 
 def sample_images(trained, count=5) -> list[Path]:
@@ -262,7 +263,7 @@ def test_compare_reads_the_evaluations(trained, run_copy, tmp_path):
     assert [r["run"] for r in rows] == ["classifier", "spheremulti"] and notes == []
     assert [r["head"] for r in rows] == ["classifier", "spheremulti"]
     assert list(rows[0]) == ["run"] + [key for key, _ in evaluation.COMPARE_COLUMNS]
-    parsed = list(csv.DictReader(evaluation.rows_csv(rows).splitlines()))
+    parsed = list(csv.DictReader(csv_text(rows).splitlines()))
     assert float(parsed[1]["hierarchical_f1"]) == pytest.approx(evaluations["spheremulti"]["hierarchical_f1"])
     evaluation.plot_curves(evaluations, tmp_path / "both.svg")
     assert (tmp_path / "both.svg").read_text().count("<svg") == 1
