@@ -38,6 +38,8 @@ from pathlib import Path
 
 from _common import machine
 
+from hier.taxo.io import atomic_write_bytes, atomic_write_text
+
 ROOT = Path(__file__).resolve().parent.parent
 PHYTO = ROOT.parent / "shared" / "data" / "phytoplankton"
 PHYTO_RANKS = "kingdom,phylum,class,order,family,genus,species"
@@ -113,7 +115,7 @@ def synthetic_data(out: Path, seed: int, images: int, size: int) -> Path:
     result = synthesize(folder, force=True, **params)
     print(f"synthetic data, seed {seed}: {result.split_counts} images, {result.num_classes} classes, "
           f"{result.unseen_images} images of {len(result.held_out)} held-out species")
-    stamp.write_text(json.dumps(params))
+    atomic_write_text(stamp, json.dumps(params))
     return folder
 
 
@@ -248,7 +250,7 @@ def to_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def plot(dataset: str, title: str, rows: list[dict], summary: list[dict], path: Path) -> None:
+def plot(title: str, rows: list[dict], summary: list[dict], path: Path) -> None:
     """Left: the operating curve of each variant's first seed, its operating point at 0.9 marked.
     Right: the metrics that reward answering deep and right, mean with the spread over the seeds."""
     import matplotlib
@@ -256,8 +258,6 @@ def plot(dataset: str, title: str, rows: list[dict], summary: list[dict], path: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from hier.taxo.io import atomic_write_bytes
 
     first_seed = min(r["seed"] for r in rows)
     figure, (curves, bars) = plt.subplots(1, 2, figsize=(13, 5.2), dpi=110, gridspec_kw={"width_ratios": [1, 1.15]})
@@ -268,18 +268,16 @@ def plot(dataset: str, title: str, rows: list[dict], summary: list[dict], path: 
         curve = result["operating_curve"]
         style = "--" if s["variant"] == BASELINE else "-"
         curves.plot(curve["information_recall"], curve["correct"], style, color=colours[i % len(colours)],
-                    label=f"{s['label']} (area {s['operating_curve_area_mean']:.3f})")
+                    label=f"{s['label']} (mean area {s['operating_curve_area_mean']:.3f})")
         curves.plot(result["information_recall_at_confidence"], result["correct_at_confidence"], "o",
                     color=colours[i % len(colours)])
     curves.axhline(0.9, color="grey", lw=0.8, ls=":")
     curves.set(xlabel="information recall  I(lca) / I(true)", ylabel="fraction correct", xlim=(0, 1),
                ylim=(0, 1.02), title=f"operating curves, seed {first_seed} (dot: calibrated confidence 0.9)")
     curves.grid(alpha=0.3)
-    curves.legend(loc="lower left", fontsize="small")
+    curves.legend(loc="best", fontsize="small")
 
     shown = [(k, h) for k, h, b in present_columns(summary, COLUMNS) if b > 0 and k != "mean_depth_at_confidence"]
-    shown += [(k, f"unseen {h}") for k, h, _ in present_columns(summary, UNSEEN_COLUMNS)
-              if k == "unseen_at_deepest_known"]
     width = 0.8 / len(summary)
     x = np.arange(len(shown))
     for i, s in enumerate(summary):
@@ -380,16 +378,16 @@ def main() -> None:
                   f"curve area {row['operating_curve_area']:.3f}, {row['train_images_per_s']:.0f} img/s"
                   f"{' (reused)' if row['reused'] else ''}", flush=True)
 
-    titles = {"synth": "synthetic plankton benchmark", "phyto": "phytoplankton sample (95 classes x 60 images)"}
+    titles = {"synth": "synthetic plankton benchmark", "phyto": "phytoplankton sample"}
     for dataset in datasets:
         mine = sorted((r for r in rows if r["dataset"] == dataset),
                       key=lambda r: (variants.index(r["variant"]), r["seed"]))
         summary = summarise(mine, variants)
         table = markdown_tables(summary)
-        (out / f"runs_{dataset}.csv").write_text(to_csv(mine))
-        (out / f"compare_heads_{dataset}.csv").write_text(to_csv(summary))
-        (out / f"compare_heads_{dataset}.md").write_text(table)
-        plot(dataset, f"{titles[dataset]}: smallcnn (width {args.width}) from scratch, {mine[0]['epochs']} epochs, "
+        atomic_write_text(out / f"runs_{dataset}.csv", to_csv(mine))
+        atomic_write_text(out / f"compare_heads_{dataset}.csv", to_csv(summary))
+        atomic_write_text(out / f"compare_heads_{dataset}.md", table)
+        plot(f"{titles[dataset]}: smallcnn (width {args.width}) from scratch, {mine[0]['epochs']} epochs, "
                       f"{args.image_size} px, CPU", mine, summary, figures / f"compare_heads_{dataset}.png")
         print(f"\n{titles[dataset]} ({len(seeds)} seed(s), mean ± std; test images per run: "
               f"{mine[0]['test_images']}):\n{table}")
