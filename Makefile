@@ -28,9 +28,12 @@ test: $(STAMP) wordnet
 demo: $(STAMP)
 	$(VENV)/bin/hier demo
 
+# The timing benchmarks (minutes); the head-by-head comparison takes about an hour: bash bench/compare_heads.sh
+BENCHES := taxo_build loss_speed decoder_speed feature_cache fit_overhead predict_speed heads_learn
+
 bench: $(STAMP) wordnet
-	$(PY) -m pytest -m slow
-	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
+	bash bench/calibration_promise.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

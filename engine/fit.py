@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,7 +299,7 @@ def fit(dataset_path, taxonomy_path, config: dict, run_dir: str | Path, *, resum
 
 def _fit(dataset_path, taxonomy_path, config, run_dir, resume, force, console) -> Path:
     checkpoint = None
-    config = {**config, "dataset": str(Path(dataset_path).resolve())}
+    config = {**config, "dataset": os.path.abspath(dataset_path)}  # as the dataset readers and split.json write paths
     if resume:
         runs.check_run_dir(run_dir)
         saved = runs.read_config(run_dir)
