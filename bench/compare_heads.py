@@ -24,7 +24,6 @@ stopped.
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import multiprocessing
@@ -38,7 +37,7 @@ from pathlib import Path
 
 from _common import machine
 
-from hier.taxo.io import atomic_write_bytes, atomic_write_text
+from hier.taxo.io import atomic_write_bytes, atomic_write_text, csv_text
 
 ROOT = Path(__file__).resolve().parent.parent
 PHYTO = ROOT.parent / "shared" / "data" / "phytoplankton"
@@ -242,14 +241,6 @@ def markdown_table(summary: list[dict], columns) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def plot(title: str, rows: list[dict], summary: list[dict], path: Path) -> None:
     """Left: the operating curve of each variant's first seed, its operating point at 0.9 marked.
     Right: the metrics that reward answering deep and right, mean with the spread over the seeds."""
@@ -384,8 +375,8 @@ def main() -> None:
                       key=lambda r: (variants.index(r["variant"]), r["seed"]))
         summary = summarise(mine, variants)
         table = markdown_tables(summary)
-        atomic_write_text(out / f"runs_{dataset}.csv", to_csv(mine))
-        atomic_write_text(out / f"compare_heads_{dataset}.csv", to_csv(summary))
+        atomic_write_text(out / f"runs_{dataset}.csv", csv_text(mine))
+        atomic_write_text(out / f"compare_heads_{dataset}.csv", csv_text(summary))
         atomic_write_text(out / f"compare_heads_{dataset}.md", table)
         plot(f"{titles[dataset]}: smallcnn (width {args.width}) from scratch, {mine[0]['epochs']} epochs, "
                       f"{args.image_size} px, CPU", mine, summary, figures / f"compare_heads_{dataset}.png")
