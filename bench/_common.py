@@ -10,7 +10,7 @@ from pathlib import Path
 
 def synthetic(images: int, size: int, seed: int = 0) -> Path:
     """A fresh `hier data synth` dataset (deleted when the process ends)."""
-    from hier.engine.synth import synthesize
+    from hier.data.synth import synthesize
 
     root = Path(tempfile.mkdtemp(prefix="hier-bench-"))
     import atexit

@@ -37,7 +37,9 @@ from pathlib import Path
 
 from _common import machine
 
-from hier.taxo.io import atomic_write_bytes, atomic_write_text, csv_text
+from hier.core.files import atomic_write_bytes, atomic_write_text
+
+from hier.core.tables import csv_text
 
 ROOT = Path(__file__).resolve().parent.parent
 PHYTO = ROOT.parent / "shared" / "data" / "phytoplankton"
@@ -103,7 +105,7 @@ def label(variant: str, config: dict) -> str:
 
 def synthetic_data(out: Path, seed: int, images: int, size: int) -> Path:
     """`hier data synth` for one seed, reused when it was made with the same parameters."""
-    from hier.engine.synth import synthesize
+    from hier.data.synth import synthesize
 
     folder = out / "data" / f"synth-seed{seed}"
     params = {"seed": seed, "images": images, "size": size, "unseen": 3}
@@ -156,10 +158,10 @@ def run_job(job: Job) -> dict:
     """Fit, calibrate and evaluate one variant (or reuse a finished run of the same config); one CSV row."""
     from rich.console import Console
 
-    from hier.engine import runs
-    from hier.engine.calibration import calibrate
-    from hier.engine.evaluation import EVALUATION, evaluate
-    from hier.engine.fit import fit
+    from hier.train import runs
+    from hier.infer.calibration import calibrate
+    from hier.infer.evaluate import EVALUATION, evaluate
+    from hier.train.fit import fit
 
     run_dir = Path(job.run_dir)
     evaluation = run_dir / EVALUATION
@@ -326,7 +328,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
 
-    from hier.engine.config import resolve_config
+    from hier.train.config import resolve_config
 
     datasets = ["synth", "phyto"] if args.dataset == "both" else [args.dataset]
     if "phyto" in datasets and not (args.phyto / "taxonomy.csv").is_file():

@@ -33,8 +33,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
 
-    from hier.engine.config import resolve_config
-    from hier.engine.fit import fit
+    from hier.train.config import resolve_config
+    from hier.train.fit import fit
     from hier.plugins import create_backbone
 
     data = synthetic(args.images, args.image_size)

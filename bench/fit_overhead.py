@@ -23,9 +23,10 @@ from _common import machine, synthetic
 
 def bare_loop(data: Path, config: dict, epochs: int) -> float:
     """Images per second of a plain loop over epochs 2..N."""
-    from hier.engine.datasets import read_dataset, resolve_labels, targets
-    from hier.engine.images import ImageDataset, build_transform, collate_skipping
-    from hier.engine.model import build_model
+    from hier.data.readers import read_dataset
+    from hier.data.labels import resolve_labels, targets
+    from hier.data.images import ImageDataset, build_transform, collate_skipping
+    from hier.train.model import build_model
     from hier.taxo import Taxonomy
 
     taxonomy = Taxonomy.load(data / "taxonomy.json")
@@ -54,7 +55,7 @@ def bare_loop(data: Path, config: dict, epochs: int) -> float:
 
 
 def hier_fit(data: Path, config: dict, run_dir: Path) -> float:
-    from hier.engine.fit import fit
+    from hier.train.fit import fit
 
     fit(data, data / "taxonomy.json", config, run_dir)
     with open(run_dir / "metrics.csv") as f:
@@ -72,7 +73,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    from hier.engine.config import resolve_config
+    from hier.train.config import resolve_config
 
     data = synthetic(args.images, args.image_size)
     config = resolve_config(flags={"head": "classifier", "epochs": args.epochs, "image_size": args.image_size,

@@ -47,8 +47,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     args = parser.parse_args()
 
-    from hier.engine.config import resolve_config
-    from hier.engine.fit import fit
+    from hier.train.config import resolve_config
+    from hier.train.fit import fit
 
     largest = max(args.sizes)
     data = synthetic(largest + largest // 4, args.image_size)

@@ -35,7 +35,7 @@ def synth(
 
     Example: hier data synth demo/synth --images 2000 --size 48
     """
-    from hier.engine.synth import synthesize
+    from hier.data.synth import synthesize
 
     columns = (TextColumn("drawing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:

@@ -11,57 +11,59 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hier.taxo.errors import InputError
+from hier.core.files import check_replaceable
 
 console = Console()
 
 
-def demo(
-    out: Path = typer.Option(Path("demo"), "--out", "-o", help="Folder for the data, the run and the outputs."),
-    head: str = typer.Option("arcface-multihead", help="The head to train."),
-    images: int = typer.Option(3000, help="Synthetic images to generate."),
-    epochs: int = typer.Option(12, help="Training epochs."),
-    force: bool = typer.Option(False, help="Replace an existing demo folder."),
-):
-    """Generate the synthetic plankton benchmark, train, calibrate, predict and evaluate (CPU, a few minutes).
+def command(run_cli):
+    """The ``hier demo`` command; ``run_cli(argv) -> exit code`` runs each step as ``hier ARGS`` would."""
 
-    Example: hier demo --out demo --force
-    """
-    from .main import main
+    def demo(
+        out: Path = typer.Option(Path("demo"), "--out", "-o", help="Folder for the data, the run and the outputs."),
+        head: str = typer.Option("arcface-multihead", help="The head to train."),
+        images: int = typer.Option(3000, help="Synthetic images to generate."),
+        epochs: int = typer.Option(12, help="Training epochs."),
+        force: bool = typer.Option(False, help="Replace an existing demo folder."),
+    ):
+        """Generate the synthetic plankton benchmark, train, calibrate, predict and evaluate (CPU, a few minutes).
 
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise InputError("the demo folder already exists; pass --force to replace it", path=out)
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    data, run = out / "data", out / "run"
-    sample = out / "sample"
-    started = time.perf_counter()
+        Example: hier demo --out demo --force
+        """
+        if check_replaceable(out, force=force, what="the demo folder", hint="pass --force to replace it"):
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        data, run = out / "data", out / "run"
+        sample = out / "sample"
+        started = time.perf_counter()
 
-    def step(title: str, *args) -> None:
-        console.rule(f"[bold]{title}")
-        console.print(f"[dim]$ hier {' '.join(map(str, args))}[/dim]")
-        code = main([str(a) for a in args])
-        if code != 0:  # the step has said why, in one line
-            raise typer.Exit(code)
+        def step(title: str, *args) -> None:
+            console.rule(f"[bold]{title}")
+            console.print(f"[dim]$ hier {' '.join(map(str, args))}[/dim]")
+            code = run_cli([str(a) for a in args])
+            if code != 0:  # the step has said why, in one line
+                raise typer.Exit(code)
 
-    step("1. a synthetic plankton benchmark whose images carry the taxonomy in their pixels",
-         "data", "synth", data, "--images", images, "--size", 48, "--unseen", 3)
-    step("2. its taxonomy", "taxo", "show", data / "taxonomy.json", "--depth", 3)
-    step("3. train a head (a small CNN from scratch, on the CPU)",
-         "fit", data, "--taxonomy", data / "taxonomy.json", "--head", head, "--epochs", epochs,
-         "--image-size", 48, "--batch-size", 64, "--out", run)
-    step("4. calibrate: the confidence becomes a promise on held-out images", "calibrate", run)
-    _copy_sample(data / "test", sample, per_class=1, classes=10)
-    step("5a. predict at confidence 0.9", "predict", run, sample, "--confidence", 0.9, "-o", out / "sure.csv")
-    step("5b. predict at confidence 0.5", "predict", run, sample, "--confidence", 0.5, "-o", out / "bold.csv")
-    _side_by_side(out / "sure.csv", out / "bold.csv")
-    step("6. evaluate on the test split, with unseen species and the operating curve",
-         "evaluate", run, data, "--confidence", 0.9, "--plot", out / "curve.png")
-    console.rule("[bold]done")
-    console.print(f"{time.perf_counter() - started:.0f} s. The run is in [bold]{run}[/bold]; the operating curve in "
-                  f"{out / 'curve.png'}.\nNext: hier predict {run} YOUR_IMAGES --confidence 0.9 · "
-                  f"hier evaluate {run} {data} --json · hier compare RUN_DIR... · hier fit --help")
+        step("1. a synthetic plankton benchmark whose images carry the taxonomy in their pixels",
+             "data", "synth", data, "--images", images, "--size", 48, "--unseen", 3)
+        step("2. its taxonomy", "taxo", "show", data / "taxonomy.json", "--depth", 3)
+        step("3. train a head (a small CNN from scratch, on the CPU)",
+             "fit", data, "--taxonomy", data / "taxonomy.json", "--head", head, "--epochs", epochs,
+             "--image-size", 48, "--batch-size", 64, "--out", run)
+        step("4. calibrate: the confidence becomes a promise on held-out images", "calibrate", run)
+        _copy_sample(data / "test", sample, per_class=1, classes=10)
+        step("5a. predict at confidence 0.9", "predict", run, sample, "--confidence", 0.9, "-o", out / "sure.csv")
+        step("5b. predict at confidence 0.5", "predict", run, sample, "--confidence", 0.5, "-o", out / "bold.csv")
+        _side_by_side(out / "sure.csv", out / "bold.csv")
+        step("6. evaluate on the test split, with unseen species and the operating curve",
+             "evaluate", run, data, "--confidence", 0.9, "--plot", out / "curve.png")
+        console.rule("[bold]done")
+        console.print(f"{time.perf_counter() - started:.0f} s. The run is in [bold]{run}[/bold]; "
+                      f"the operating curve in {out / 'curve.png'}.\n"
+                      f"Next: hier predict {run} YOUR_IMAGES --confidence 0.9 · "
+                      f"hier evaluate {run} {data} --json · hier compare RUN_DIR... · hier fit --help")
+
+    return demo
 
 
 def _copy_sample(test_split: Path, dest: Path, *, per_class: int, classes: int) -> None:

@@ -1,4 +1,4 @@
-"""``hier calibrate``, ``predict``, ``evaluate`` and ``compare``: parse, call the engine, print."""
+"""``hier calibrate``, ``predict``, ``evaluate`` and ``compare``: parse, call the library, print."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ _UNCALIBRATED = typer.Option(False, "--uncalibrated", help="Ignore calibration.j
 
 
 def _confidence(value: float) -> float:
-    from hier.engine.calibration import check_confidence
+    from hier.infer.calibration import check_confidence
 
     check_confidence(value)
     return value
@@ -53,7 +53,7 @@ def calibrate(
 
     Example: hier calibrate runs/demo synth/
     """
-    from hier.engine.calibration import calibrate as run_calibrate
+    from hier.infer.calibration import calibrate as run_calibrate
 
     calibration = run_calibrate(run_dir, dataset, split=split, device=device, batch_size=batch_size,
                                 workers=workers, console=console)
@@ -91,8 +91,8 @@ def predict(
 
     Example: hier predict runs/demo samples/ --confidence 0.9 -o predictions.csv
     """
-    from hier.engine.calibration import decoding
-    from hier.engine.inference import predict as run_predict
+    from hier.infer.calibration import decoding
+    from hier.infer.predict import predict as run_predict
 
     chosen = decoding(run_dir, _confidence(confidence), use_calibration=not uncalibrated)
     summary = run_predict(run_dir, images, chosen, out=out, fmt=fmt, top_k=top_k, force=force, device=device,
@@ -123,7 +123,7 @@ def evaluate(
 
     Example: hier evaluate runs/demo synth/ --confidence 0.9 --plot curve.png
     """
-    from hier.engine.evaluation import evaluate as run_evaluate
+    from hier.infer.evaluate import evaluate as run_evaluate
 
     result = run_evaluate(run_dir, dataset, confidence=_confidence(confidence), split=split, unseen=unseen,
                           use_calibration=not uncalibrated, device=device, batch_size=batch_size, workers=workers,
@@ -174,11 +174,11 @@ def compare(
 
     Example: hier compare runs/classifier runs/arcface-multihead --csv compare.csv --plot curves.png
     """
-    from hier.engine.evaluation import COMPARE_COLUMNS, check_plot_path, plot_curves
-    from hier.taxo.io import csv_text
-    from hier.engine.evaluation import compare as run_compare
-    from hier.engine.inference import check_output
-    from hier.taxo.io import atomic_write_text
+    from hier.infer.evaluate import COMPARE_COLUMNS, check_plot_path, plot_curves
+    from hier.core.tables import csv_text
+    from hier.infer.evaluate import compare as run_compare
+    from hier.infer.predict import check_output
+    from hier.core.files import atomic_write_text
 
     if plot is not None:
         check_plot_path(plot)

@@ -12,7 +12,7 @@ import warnings
 
 import typer
 
-from hier.taxo.errors import HierError, InputError
+from hier.core.errors import HierError, InputError
 
 from . import data, demo, infer, plugins, taxo, train
 
@@ -32,7 +32,6 @@ app.command("calibrate")(infer.calibrate)
 app.command("predict")(infer.predict)
 app.command("evaluate")(infer.evaluate)
 app.command("compare")(infer.compare)
-app.command("demo")(demo.demo)
 
 
 @app.callback()
@@ -79,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 def _is_a(error: Exception, name: str) -> bool:
     """Typer ships its own copy of click, so its exceptions are matched by class name."""
     return any(cls.__name__ == name for cls in type(error).__mro__)
+
+
+app.command("demo")(demo.command(main))
 
 
 def run() -> None:

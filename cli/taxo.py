@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from hier.taxo import Taxonomy
-from hier.taxo.errors import InputError
+from hier.core.errors import InputError
 
 app = typer.Typer(help="Build, inspect and export taxonomies. Never needs torch.", no_args_is_help=True)
 console = Console()
@@ -112,7 +112,7 @@ def show(taxonomy: Path = typer.Argument(..., help="A hier-taxonomy JSON."),
 
     Example: hier taxo show plankton.json --depth 3
     """
-    from hier.taxo import io
+    from hier.taxo import export
 
     t = Taxonomy.load(taxonomy)
     if format == "tree":
@@ -120,9 +120,9 @@ def show(taxonomy: Path = typer.Argument(..., help="A hier-taxonomy JSON."),
     elif format == "json":
         typer.echo(json.dumps(t.to_dict(), indent=1, ensure_ascii=False))
     elif format == "csv":
-        typer.echo(io.to_csv(t), nl=False)
+        typer.echo(export.to_csv(t), nl=False)
     elif format == "dot":
-        typer.echo(io.to_dot(t), nl=False)
+        typer.echo(export.to_dot(t), nl=False)
     else:
         raise InputError(f"unknown format {format!r}; use tree, json, csv or dot", where="--format")
 
@@ -176,7 +176,8 @@ def validate(taxonomy: Path = typer.Argument(..., help="A hier-taxonomy JSON."),
 
     Example: hier taxo validate plankton.json images/
     """
-    from hier.engine.datasets import read_dataset, validation_report
+    from hier.data.readers import read_dataset
+    from hier.data.labels import validation_report
 
     t = Taxonomy.load(taxonomy)
     report = validation_report(read_dataset(dataset), t)

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from hier.taxo.errors import InputError
+from hier.core.errors import InputError
 
 console = Console(stderr=True)
 
@@ -52,8 +52,8 @@ def fit(
 
     Example: hier fit synth/ --taxonomy synth/taxonomy.json --head arcface-multihead --epochs 5 -o runs/demo
     """
-    from hier.engine import config as cfg
-    from hier.engine import runs
+    from hier.train import config as cfg
+    from hier.train import runs
 
     flags = {"head": head, "loss": loss, "backbone": backbone, "weights": weights, "freeze_backbone": freeze_backbone,
              "epochs": epochs, "batch_size": batch_size, "image_size": image_size, "device": device}
@@ -71,7 +71,7 @@ def fit(
     if print_config:
         typer.echo(cfg.dump(resolved), nl=False)
         return
-    from hier.engine.fit import fit as run_fit
+    from hier.train.fit import fit as run_fit
 
     run_fit(dataset, taxonomy, resolved, run_dir, resume=resume is not None, force=force, console=console)
     console.print(f"run written to {run_dir}; next: hier calibrate {run_dir} · hier predict {run_dir} IMAGES "

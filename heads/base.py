@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from hier.taxo.errors import InputError
+from hier.core.errors import InputError
 
 from .tree import TreeTensors
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torchvision.ops import sigmoid_focal_loss
 
-from hier.taxo.errors import InputError
+from hier.core.errors import InputError
 
 from .base import Loss, check_non_negative, is_number, masked_mean
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from hier.taxo.errors import InputError
+from hier.core.errors import InputError
 
 from .base import Loss, check_non_negative, is_number
 

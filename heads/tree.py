@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hier.taxo.errors import InputError
+from hier.core.errors import InputError
 
 
 class TreeTensors(nn.Module):
@@ -48,6 +48,12 @@ class TreeTensors(nn.Module):
         self.register_buffer("root_index", torch.tensor([self.root]), persistent=False)
         parent = np.where(taxonomy.parent >= 0, taxonomy.parent, self.root)  # the root is its own parent
         self.register_buffer("parent", torch.from_numpy(parent), persistent=False)
+        # height[i]: the longest way down from i to a leaf under it; information[i]: log2(#leaves / #leaves under i)
+        leaf_depth = np.where(is_leaf, depth, -1)
+        height = np.max(np.where(taxonomy.ancestor_matrix, leaf_depth[:, None], -1), axis=0) - depth
+        self.register_buffer("height", torch.from_numpy(height), persistent=False)
+        information = np.log2(self.num_leaves / taxonomy.leaves_under)
+        self.register_buffer("information", torch.as_tensor(information, dtype=torch.float32), persistent=False)
 
         # Non-root nodes sorted by depth: one slice per level lets bottom-up passes run level by level.
         by_depth = np.flatnonzero(taxonomy.parent >= 0)
@@ -111,6 +117,11 @@ class TreeTensors(nn.Module):
         if space == "leaf":
             return positive[:, self.leaves], known[:, self.leaves]
         return positive, known
+
+    def lca(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Lowest common ancestor of node pairs (a[k], b[k])."""
+        common = self.ancestors[a] & self.ancestors[b]
+        return torch.where(common, self.depth, -1).argmax(dim=1)
 
     # ---- consistent node probabilities ----------------------------------------------------
 

@@ -8,7 +8,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-from hier.taxo.errors import HierError, InputError
+from hier.core.errors import HierError, InputError
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Taxonomy model, sources, pruning, stats and rendering. Never imports torch."""
 
-from .errors import HierError, InputError
+from hier.core.errors import HierError, InputError
 from .taxonomy import Taxonomy
 
 __all__ = ["HierError", "InputError", "Taxonomy"]

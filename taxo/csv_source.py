@@ -6,8 +6,8 @@ import os
 import re
 from collections.abc import Sequence
 
-from .errors import InputError
-from .io import column, read_table
+from hier.core.errors import InputError
+from hier.core.tables import column, read_table
 from .taxonomy import Taxonomy, tree_from_parents
 
 # (id, name, rank) from the root down; the id of a node is its lineage path, so equal

@@ -7,7 +7,6 @@ name ``object_annotation_category`` ("egg<other") is unique only together with i
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import zipfile
@@ -15,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from .errors import InputError
-from .io import decode_text, read_bytes
+from hier.core.errors import InputError
+from hier.core.files import decode_text, read_bytes
+from hier.core.tables import numbered_rows
 from .taxonomy import Taxonomy
 
 HIERARCHY = "object_annotation_hierarchy"
@@ -43,6 +43,12 @@ class EcoTaxaRow:
         return self.fields.get(STATUS, "").strip().lower()
 
 
+def write_header(writer, columns: Sequence[str], numbers: Sequence[str] = ()) -> None:
+    """An export's two header lines for a csv writer: the column names, then each column's type tag."""
+    writer.writerow(columns)
+    writer.writerow(["[f]" if c in numbers else "[t]" for c in columns])
+
+
 def safe_member(name: str, archive) -> PurePosixPath:
     """A zip member path that stays inside the archive; '../' and absolute members are refused."""
     member = PurePosixPath(name.replace("\\", "/"))
@@ -52,28 +58,14 @@ def safe_member(name: str, archive) -> PurePosixPath:
 
 
 def _parse_tsv(text: str, origin: str, folder: PurePosixPath) -> list[EcoTaxaRow]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t")
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise InputError("the file is empty", path=origin) from None
+    header, rows = numbered_rows(text, origin, "\t")
     if HIERARCHY not in header and CATEGORY not in header:
         first = text.split("\n", 1)[0]
         other = next((sep for sep in (";", ",") if len(header) == 1 and HIERARCHY in first and sep in first), None)
         hint = f" (the file is separated by {other!r}, as a spreadsheet in a decimal-comma locale saves it; " \
                "EcoTaxa exports are tab-separated)" if other else ""
         raise InputError(f"not an EcoTaxa export: no {HIERARCHY!r} or {CATEGORY!r} column{hint}", path=origin)
-    rows = []
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        if reader.line_num == 2 and all(c.strip() in ("[t]", "[f]") for c in row):
-            continue  # the type-tag line
-        if len(row) != len(header):
-            raise InputError(f"{len(row)} fields where the header has {len(header)}", path=origin,
-                             where=f"line {reader.line_num}")
-        rows.append(EcoTaxaRow(dict(zip(header, row)), f"{origin}: line {reader.line_num}", folder))
-    return rows
+    return [EcoTaxaRow(dict(zip(header, row)), f"{origin}: line {line}", folder) for line, row in rows]
 
 
 def read_export(path: str | os.PathLike) -> list[EcoTaxaRow]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
-from .errors import InputError
-from .io import atomic_write_bytes
+from hier.core.errors import InputError
+from hier.core.figures import pyplot, save_figure
 from .taxonomy import Taxonomy
 
 FORMATS = {".png": "png", ".svg": "svg"}
@@ -37,10 +36,7 @@ def render(taxonomy: Taxonomy, out: str | os.PathLike, *, title: str | None = No
     if fmt is None:
         raise InputError(f"cannot render to {Path(out).suffix or 'a file without extension'}; use .png or .svg",
                          path=out)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     x, y = layout(taxonomy)
     rows = len(taxonomy.leaves)
@@ -61,7 +57,4 @@ def render(taxonomy: Taxonomy, out: str | os.PathLike, *, title: str | None = No
     ax.axis("off")
     ax.set_title(title or f"{len(taxonomy)} nodes, {rows} leaves, depth {taxonomy.max_depth}", fontsize=9, loc="left")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(out, buffer.getvalue())
+    save_figure(fig, out, dpi=110)

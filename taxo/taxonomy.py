@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 import rustworkx as rx
 
-from .errors import InputError
+from hier.core.errors import InputError
 
 FORMAT = "hier-taxonomy"
 VERSION = 1
@@ -180,13 +180,13 @@ class Taxonomy:
         return {"format": FORMAT, "version": VERSION, "source": self.source, "nodes": self.nodes()}
 
     def save(self, path: str | os.PathLike) -> None:
-        from .io import atomic_write_text
+        from hier.core.files import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Taxonomy:
-        from .io import read_text
+        from hier.core.files import read_text
 
         text = read_text(path)
         try:

@@ -27,15 +27,15 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import HierError, InputError
-from .io import atomic_write_bytes, read_text
+from hier.core.cache import cache_dir
+from hier.core.errors import HierError, InputError
+from hier.core.files import atomic_folder, atomic_write_bytes, read_text
 from .prune import prune_dead_nodes
 from .taxonomy import Taxonomy
 
@@ -123,12 +123,6 @@ _LAYOUT_HOMES: set[str] = set()
 # ---- finding WordNet --------------------------------------------------------------------------
 
 
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/hier``, else ``~/.cache/hier``."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "hier"
-
-
 def find_wordnet() -> Path:
     """The WordNet corpus folder nltk reads (``.../wordnet.zip/wordnet`` inside a zip).
 
@@ -200,32 +194,29 @@ def _lay_out(database: Path, layout: Path) -> Path:
     """
     if _is_copy_of(layout, database):
         return layout
+    if layout.exists():  # a copy of an older database
+        shutil.rmtree(layout, ignore_errors=True)
     try:
-        layout.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".wordnet-", dir=layout.parent))
+        with atomic_folder(layout) as staging:
+            _fill_layout(staging, database)
     except OSError as e:
+        if _is_copy_of(layout, database):  # a concurrent process's finished copy
+            return layout
         raise HierError(f"cannot write the cache folder {layout.parent} ({e.strerror}); "
-                        "set XDG_CACHE_HOME to a writable folder") from None
-    try:
-        for name in _REQUIRED_FILES + _OPTIONAL_FILES + ("lexnames",):
-            if (database / name).is_file():
-                shutil.copy2(database / name, staging / name)  # keeps mtimes: _is_copy_of compares them
-        if not (staging / "lexnames").exists():
-            lines = (f"{number:02d}\t{name}\t{pos}" for number, (name, pos) in
-                     enumerate(line.split() for line in _LEXNAMES.splitlines()))
-            (staging / "lexnames").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        for f in staging.iterdir():
-            f.chmod(0o644)  # nltk refuses group- or world-writable data files
-        if layout.exists() and not _is_copy_of(layout, database):  # a copy of an older database
-            shutil.rmtree(layout, ignore_errors=True)
-        try:
-            os.rename(staging, layout)
-        except OSError:
-            if not _is_copy_of(layout, database):  # not a concurrent process's finished copy
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+                        "set HIER_CACHE to a writable folder") from None
     return layout
+
+
+def _fill_layout(staging: Path, database: Path) -> None:
+    for name in _REQUIRED_FILES + _OPTIONAL_FILES + ("lexnames",):
+        if (database / name).is_file():
+            shutil.copy2(database / name, staging / name)  # keeps mtimes: _is_copy_of compares them
+    if not (staging / "lexnames").exists():
+        lines = (f"{number:02d}\t{name}\t{pos}" for number, (name, pos) in
+                 enumerate(line.split() for line in _LEXNAMES.splitlines()))
+        (staging / "lexnames").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for f in staging.iterdir():
+        f.chmod(0o644)  # nltk refuses group- or world-writable data files
 
 
 # ---- the cached noun index --------------------------------------------------------------------

@@ -37,7 +37,7 @@ def run_cli(capfd):
 @pytest.fixture(scope="session")
 def synth_dataset(tmp_path_factory) -> Path:
     """A small synthetic benchmark (real PNG files), made once per test session."""
-    from hier.engine.synth import synthesize
+    from hier.data.synth import synthesize
 
     out = tmp_path_factory.mktemp("synth") / "data"
     synthesize(out, seed=0, images=300, size=32, unseen=2)
@@ -53,9 +53,9 @@ class Trained:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Trained:
     """Small trained runs for the inference, calibration and evaluation tests, built once per session."""
-    from hier.engine.config import resolve_config
-    from hier.engine.fit import fit
-    from hier.engine.synth import synthesize
+    from hier.train.config import resolve_config
+    from hier.train.fit import fit
+    from hier.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("inference")
     data = root / "synth"

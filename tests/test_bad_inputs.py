@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from hier.engine.config import resolve_config
-from hier.engine.fit import fit
+from hier.train.config import resolve_config
+from hier.train.fit import fit
 
 TINY = ["--epochs", "1", "--image-size", "32", "--batch-size", "32", "--set", "backbone_options.width=8",
         "--set", "backbone_options.depth=3"]
@@ -240,7 +240,7 @@ def test_decompression_bomb_is_refused_in_predictions(world, run_cli, tmp_path):
 
 
 def test_malicious_checkpoint_never_runs(world, tmp_path):
-    from hier.engine.runs import load_checkpoint
+    from hier.train.runs import load_checkpoint
     from hier.taxo import InputError
 
     Path(MARKER).unlink(missing_ok=True)

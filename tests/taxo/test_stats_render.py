@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from hier.taxo import InputError, Taxonomy
-from hier.taxo.io import to_csv, to_dot
+from hier.taxo.export import to_csv, to_dot
 from hier.taxo.render import layout, render
 from hier.taxo.stats import taxonomy_stats
 

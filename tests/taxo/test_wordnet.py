@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hier.taxo import wordnet
-from hier.taxo.errors import InputError
+from hier.core.errors import InputError
 from hier.taxo.prune import dead_nodes
 from hier.taxo.wordnet import build_wordnet, find_wordnet, noun_index, read_wnids, wnids_from_folders
 

@@ -1,0 +1,130 @@
+"""Reading files with clear errors, and writing them atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import InputError
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    p = Path(path)
+    if not p.exists():
+        raise InputError("no such file", path=path)
+    if p.is_dir():
+        raise InputError("is a folder, expected a file", path=path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read ({e.strerror})", path=path) from None
+    if not data.strip():
+        raise InputError("the file is empty", path=path)
+    return data
+
+
+def decode_text(data: bytes, path: str | os.PathLike) -> str:
+    """UTF-8 (with or without BOM); binary and other encodings are input errors."""
+    if b"\x00" in data[:8192]:
+        raise InputError("binary file, expected text", path=path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError("not UTF-8 text (re-save it as UTF-8)", path=path, where=f"line {line}") from None
+
+
+def read_text(path: str | os.PathLike) -> str:
+    return decode_text(read_bytes(path), path)
+
+
+def check_output_folder(path: Path) -> None:
+    """The folder ``path`` will be written into exists and is writable."""
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise InputError("is a file, not a folder to write into", path=parent)
+    if not parent.is_dir():
+        raise InputError("the output folder does not exist", path=parent)
+    if not os.access(parent, os.W_OK):
+        raise InputError("the output folder is not writable", path=parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs):
+    """A file object for ``path`` that lands whole or not at all.
+
+    It writes to a temporary file beside ``path``, fsyncs and renames it over ``path`` when the
+    block ends; on any error (or Ctrl-C) the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    check_output_folder(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it; mkstemp makes owner-only files
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Readers of ``path`` see the old content or the new, never half of it."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_replaceable(path: str | os.PathLike, *, force: bool, what: str = "",
+                      hint: str = "use --force to replace it") -> bool:
+    """Whether ``path`` holds something (a file, or a folder with entries); refused unless ``force``.
+
+    The one place the commands say "exists, use --force": what a command may replace is its own output.
+    """
+    path = Path(path)
+    occupied = path.exists() and (not path.is_dir() or any(path.iterdir()))
+    if occupied and not force:
+        state = f"{what} already exists" if what else "is not empty" if path.is_dir() else "exists"
+        raise InputError(f"{state}; {hint}", path=path)
+    return occupied
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike, *, replace: bool = False):
+    """A hidden staging folder beside ``target``, renamed to ``target`` when the block ends.
+
+    Readers see the whole folder or none. With ``replace`` an existing ``target`` is swapped out and
+    removed; without, an existing non-empty ``target`` makes the rename fail (OSError), which lets a
+    cache filled by two processes at once keep the first finished copy. On any error, or Ctrl-C, the
+    staging folder is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        staging.chmod(0o777 & ~_umask())  # as mkdir would make it; mkdtemp makes owner-only folders
+        yield staging
+        if replace and target.exists():
+            old = staging.with_name(staging.name + ".old")
+            os.replace(target, old)
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,81 @@
+"""Splits: seeded stratified splits, and the split a run saved (``split.json``) read back."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hier.core.errors import InputError
+
+from .readers import Dataset, Sample
+
+
+def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
+    """How many of ``n`` images of one class go to each split.
+
+    Largest-remainder rounding of ``n * fraction``; then every split with a positive fraction
+    gets at least one image, taken from the largest split, as long as the class has enough
+    images. A class with fewer images than splits fills them in order (train first): one
+    image goes to train, two to train and val.
+    """
+    exact = [n * f for f in fractions]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(fractions)), key=lambda k: (-(exact[k] - counts[k]), k))
+    for k in by_remainder[: n - sum(counts)]:
+        counts[k] += 1
+    wanted = [k for k, f in enumerate(fractions) if f > 0]
+    if n < len(wanted):
+        return [1 if k in wanted[:n] else 0 for k in range(len(fractions))]
+    for k in wanted:
+        if counts[k] == 0:
+            largest = max(range(len(counts)), key=lambda j: (counts[j], -j))
+            counts[largest] -= 1
+            counts[k] = 1
+    return counts
+
+
+def stratified_split(samples: Sequence[Sample], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+                     names: Sequence[str] | None = None) -> dict[str, list[Sample]]:
+    """A seeded split that keeps every class in every split when it has enough images.
+
+    ``names`` default to train/val/test (train/val for two fractions). Each class's samples
+    are ordered by path, then shuffled, so the split depends on the samples, the fractions and
+    the seed, not on the order the samples came in. Counts per class: :func:`split_counts`.
+    """
+    names = list(names or ("train", "val", "test")[: len(fractions)])
+    if len(names) != len(fractions) or not fractions:
+        raise InputError(f"{len(fractions)} split fractions for {len(names)} split names")
+    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise InputError(f"split fractions must be >= 0 and add up to 1 (got {', '.join(map(str, fractions))})")
+    by_label: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        by_label[s.label].append(s)
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[Sample]] = {name: [] for name in names}
+    for label in sorted(by_label):
+        group = sorted(by_label[label], key=lambda s: str(s.path))
+        order = rng.permutation(len(group))
+        start = 0
+        for name, count in zip(names, split_counts(len(group), fractions)):
+            out[name] += [group[k] for k in order[start:start + count]]
+            start += count
+    return {name: sorted(split, key=lambda s: str(s.path)) for name, split in out.items()}
+
+
+def saved_split(path: Path, dataset: Dataset, name: str) -> list[Sample] | None:
+    """The samples of split ``name`` saved in ``path`` (a run's ``split.json``, written by ``hier fit``).
+
+    None when the file or the split is absent, or when ``dataset`` lacks any of its images (a dataset
+    the run never saw).
+    """
+    if not path.is_file():
+        return None
+    chosen = json.loads(path.read_text()).get(name)
+    by_path = {str(s.path): s for s in dataset.samples}
+    if not chosen or not all(p in by_path for p in chosen):
+        return None
+    return [by_path[p] for p in chosen]

@@ -1,0 +1,330 @@
+"""``hier calibrate``: a temperature, then per confidence level a threshold whose answers are right that often.
+
+1. Temperature scaling: T minimises the mean binary cross-entropy of ``node_probabilities(scores / T)``
+   against the nodes each label fixes (its path positive, nodes off the path negative, nodes below an
+   inner-node label unknown) on the held-out calibration split. Every head goes through it alike.
+2. Thresholds: for each level c of LEVELS, the thresholds 1.000, 0.999, ..., 0.001 are tested in that
+   order; a threshold passes when the one-sided Clopper-Pearson lower bound (risk DELTA) of its fraction
+   correct on the calibration split is at least c, and the table keeps the lowest threshold reached
+   before the first failure (fixed-sequence testing, as in Learn then Test, Angelopoulos et al. 2021:
+   with probability at least 1 - DELTA over the calibration draw, the kept threshold's fraction
+   correct on new images from the same distribution is at least c). Correct means the answer is the
+   true node, an ancestor of it, or below an inner-node label.
+
+``hier predict --confidence C`` uses the entry of the smallest level >= C. docs/confidence.md says more.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from hier.core.errors import InputError
+from hier.core.files import atomic_write_text
+from hier.core.progress import Progress
+from hier.data.labels import resolve_labels
+from hier.heads.tree import TreeTensors
+from hier.infer.predict import (
+    dataset_of,
+    held_out_split,
+    node_probabilities,
+    score_samples,
+)
+from hier.metrics import hierarchical as metrics
+from hier.train import runs
+from hier.train.device import pick_device
+
+LEVELS = tuple(round(0.50 + 0.01 * i, 2) for i in range(50))  # 0.50 ... 0.99
+DELTA = 0.05  # the risk that a table entry's guarantee fails, per level
+THRESHOLD_STEPS = 1000  # thresholds tested: 1.000 down to 0.001, fixed before seeing any data
+LOG_T_RANGE = (math.log(0.02), math.log(50.0))  # temperatures searched
+FORMAT = "hier-calibration"
+PROBABILITY_FLOOR = 1e-7  # keeps log(0) out of the loss where a head gives an exact 0 or 1
+
+
+# ---- the binomial bound -------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _log_choose(n: int) -> torch.Tensor:
+    """log C(n, j), j = 0..n (the same for every p of a bisection)."""
+    j = torch.arange(n + 1, dtype=torch.float64)
+    return math.lgamma(n + 1) - torch.lgamma(j + 1) - torch.lgamma(n - j + 1)
+
+
+def _log_binomial_pmf(n: int, p: float) -> torch.Tensor:
+    """log P(X = j), j = 0..n, X ~ Binomial(n, p), for 0 < p < 1."""
+    j = torch.arange(n + 1, dtype=torch.float64)
+    return _log_choose(n) + j * math.log(p) + (n - j) * math.log1p(-p)
+
+
+def log_upper_tail(k: int, n: int, p: float) -> float:
+    """log P(X >= k) for X ~ Binomial(n, p), summed in log space (no underflow for large n)."""
+    if k <= 0 or p >= 1:
+        return 0.0
+    if k > n or p <= 0:
+        return -math.inf
+    return torch.logsumexp(_log_binomial_pmf(n, p)[k:], 0).item()
+
+
+def clopper_pearson_lower(k: int, n: int, delta: float = DELTA) -> float:
+    """One-sided lower confidence bound of a binomial proportion after k successes in n trials.
+
+    The p at which P(X >= k | p) = delta (bisection: the tail grows with p); with probability at
+    least 1 - delta the true proportion is above it. k = n gives delta ** (1 / n).
+    """
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if k == 0:
+        return 0.0
+    low, high, target = 0.0, 1.0, math.log(delta)
+    for _ in range(60):  # 2^-60: below float64 resolution of p
+        mid = (low + high) / 2
+        if log_upper_tail(k, n, mid) < target:
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+def clopper_pearson_upper(k: int, n: int, delta: float = DELTA) -> float:
+    """One-sided upper confidence bound: the true proportion is below it with probability >= 1 - delta."""
+    return 1.0 - clopper_pearson_lower(n - k, n, delta)
+
+
+def minimum_correct(n: int, level: float, delta: float = DELTA) -> int:
+    """The fewest correct answers out of n whose Clopper-Pearson lower bound is >= level (n + 1: none).
+
+    bound(k) >= level exactly when P(X >= k | p = level) <= delta, so one pass over the tail at p = level
+    answers every k at once.
+    """
+    if level <= 0:
+        return 0
+    if level >= 1:
+        return n + 1
+    tails = _log_binomial_pmf(n, level).flip(0).logcumsumexp(0).flip(0)  # tails[k] = log P(X >= k)
+    passing = (tails <= math.log(delta)).nonzero()
+    return int(passing[0]) if len(passing) else n + 1
+
+
+# ---- temperature --------------------------------------------------------------------------------
+
+
+def node_nll(probs: torch.Tensor, positive: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Sum of the per-node binary cross-entropies over the known entries."""
+    p = probs.double().clamp(PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+    loss = -torch.where(positive, p.log(), (-p).log1p())
+    return (loss * known).sum()
+
+
+def fit_temperature(scores: torch.Tensor, targets: torch.Tensor, node_probabilities, taxonomy, *,
+                    rows: int = 8192) -> tuple[float, float, float]:
+    """The temperature T minimising the mean node BCE of ``node_probabilities(scores / T)``.
+
+    Returns (T, loss at T = 1, loss at T). The loss is searched on a grid of log T, then refined by
+    golden-section search around the best grid point. ``node_probabilities`` may run on any device:
+    chunks of scores are sent to where it lives.
+    """
+    positive, known = TreeTensors(taxonomy).multi_hot(targets, "node")
+    count = known.sum().clamp(min=1).item()
+
+    def loss(log_t: float) -> float:
+        temperature = math.exp(log_t)
+        total = 0.0
+        with torch.no_grad():
+            for start in range(0, len(scores), rows):
+                chunk = scores[start:start + rows]
+                probs = node_probabilities(chunk / temperature).cpu()
+                total += node_nll(probs, positive[start:start + rows], known[start:start + rows]).item()
+        return total / count
+
+    low, high = LOG_T_RANGE
+    grid = torch.linspace(low, high, 25).tolist()
+    values = [loss(x) for x in grid]
+    best = min(range(len(grid)), key=values.__getitem__)
+    a, b = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    ratio = (math.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = loss(c), loss(d)
+    for _ in range(20):  # the bracket shrinks to 1e-4 of its width
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = loss(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = loss(d)
+    log_t, value = min([(grid[best], values[best]), (c, fc), (d, fd)], key=lambda pair: pair[1])
+    return math.exp(log_t), loss(0.0), value
+
+
+# ---- thresholds ---------------------------------------------------------------------------------
+
+
+def candidate_thresholds() -> torch.Tensor:
+    """1.000, 0.999, ..., 0.001: the order thresholds are tested in (most cautious first)."""
+    return torch.arange(THRESHOLD_STEPS, 0, -1, dtype=torch.float64) / THRESHOLD_STEPS
+
+
+def threshold_table(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensors, *,
+                    levels=LEVELS, delta: float = DELTA) -> list[dict]:
+    """Per level: the lowest threshold passing fixed-sequence testing, with its figures on this split.
+
+    ``threshold`` is None when even 1.000 fails (too few images to certify the level).
+    """
+    n = len(targets)
+    thresholds = candidate_thresholds()
+    # in the probabilities' own dtype: a threshold compares with them exactly as predict will
+    curve = metrics.operating_curve(probs, targets, tree, thresholds)
+    correct = torch.tensor(curve["correct"], dtype=torch.float64)
+    counts = (correct * n).round().long()
+    table = []
+    for level in levels:
+        passing = counts >= minimum_correct(n, level, delta)
+        failed = (~passing).nonzero()
+        stop = int(failed[0]) if len(failed) else len(thresholds)
+        entry = {"level": level, "threshold": None, "correct": None, "lower_bound": None, "mean_depth": None,
+                 "information_recall": None}
+        if stop > 0:
+            i = stop - 1
+            entry.update(threshold=round(thresholds[i].item(), 6), correct=correct[i].item(),
+                         lower_bound=clopper_pearson_lower(int(counts[i]), n, delta),
+                         mean_depth=curve["mean_depth"][i], information_recall=curve["information_recall"][i])
+        table.append(entry)
+    return table
+
+
+# ---- the calibration file -----------------------------------------------------------------------
+
+
+def weights_digest(run_dir: Path) -> str:
+    """sha256 of the weights a run predicts with (final weights, else the last checkpoint)."""
+    path = run_dir / runs.WEIGHTS if (run_dir / runs.WEIGHTS).is_file() else run_dir / runs.LAST
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Calibration:
+    temperature: float
+    delta: float
+    n: int  # calibration images scored
+    table: list[dict]
+    weights_sha256: str
+    unreadable: int = 0
+    dataset: str = ""
+    split: str = ""
+    loss_before: float | None = None  # node BCE at T = 1
+    loss_after: float | None = None  # node BCE at T
+    format: str = field(default=FORMAT)
+    version: int = 1
+
+    def save(self, run_dir: Path) -> None:
+        atomic_write_text(Path(run_dir) / runs.CALIBRATION, json.dumps(asdict(self), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Calibration | None:
+        path = Path(run_dir) / runs.CALIBRATION
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            if data.get("format") != FORMAT:
+                raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT!r}")
+            return cls(**data)
+        except (ValueError, TypeError) as e:
+            raise InputError(f"not a readable calibration file ({e}); run hier calibrate again", path=path) from None
+
+    def entry(self, confidence: float) -> dict | None:
+        """The entry of the smallest level >= confidence (a conservative reading); None above the table."""
+        return next((e for e in self.table if e["level"] >= confidence - 1e-9), None)
+
+    @property
+    def highest_certified(self) -> float | None:
+        return max((e["level"] for e in self.table if e["threshold"] is not None), default=None)
+
+
+def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = "auto",
+              batch_size: int | None = None, workers: int | None = None, console=None,
+              progress: bool = True) -> Calibration:
+    """Fit the temperature and the threshold table on a held-out split and store them in the run.
+
+    ``dataset`` defaults to the one the run was trained on; ``split`` to the run's validation split.
+    """
+    run_dir = runs.check_run_dir(run_dir)
+    dataset = dataset_of(run_dir, dataset, "calibrate")
+    device = pick_device(device)
+    model, taxonomy, config = runs.load_trained(run_dir, device)
+    samples, split_name, _ = held_out_split(run_dir, dataset, split, config["val_split"])
+    with Progress(console=console, enabled=progress) as bar:
+        scored = score_samples(model, samples, resolve_labels(samples, taxonomy), config, device,
+                               batch_size=batch_size, workers=workers, progress=bar, what=f"calibrate {split_name}")
+    temperature, before, after = fit_temperature(scored.scores, scored.targets,
+                                                 lambda s: model.node_probabilities(s.to(device)), taxonomy)
+    probs = node_probabilities(model, scored.scores, temperature, device)
+    calibration = Calibration(temperature=temperature, delta=DELTA, n=len(scored.targets),
+                              table=threshold_table(probs, scored.targets, TreeTensors(taxonomy)),
+                              weights_sha256=weights_digest(run_dir), unreadable=len(scored.unreadable),
+                              dataset=str(dataset), split=split_name, loss_before=before, loss_after=after)
+    calibration.save(run_dir)
+    return calibration
+
+
+# ---- what predict and evaluate decode with --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decoding:
+    confidence: float  # what the user asked for
+    threshold: float  # what the decoder compares probabilities with
+    temperature: float
+    calibrated: bool
+    level: float | None = None  # the calibration table's level used
+    calibration: Calibration | None = None
+
+    def describe(self) -> str:
+        if not self.calibrated:
+            return (f"uncalibrated: threshold = confidence = {self.confidence:g}, temperature 1 "
+                    "(no guarantee; run hier calibrate for one)")
+        c = self.calibration
+        return (f"using calibration.json: temperature {self.temperature:.3f}, confidence {self.confidence:g} -> "
+                f"level {self.level:.2f} -> threshold {self.threshold:.3f} (certified on {c.n} {c.split} images "
+                f"at risk {c.delta:g})")
+
+
+def check_confidence(confidence: float) -> None:
+    if not 0 < confidence <= 1:
+        raise InputError(f"--confidence must be in (0, 1], got {confidence:g}")
+
+
+def decoding(run_dir, confidence: float, *, use_calibration: bool = True) -> Decoding:
+    """The temperature and threshold for a confidence: the run's calibration when present and wanted."""
+    check_confidence(confidence)
+    run_dir = runs.check_run_dir(run_dir)
+    calibration = Calibration.load(run_dir) if use_calibration else None
+    if calibration is None:
+        return Decoding(confidence, confidence, 1.0, False)
+    if calibration.weights_sha256 != weights_digest(run_dir):
+        raise InputError("calibration.json was made for other weights of this run; run hier calibrate again "
+                         "or use --uncalibrated", path=run_dir / runs.CALIBRATION)
+    entry = calibration.entry(confidence)
+    if entry is None:
+        raise InputError(f"the calibration table stops at confidence {calibration.table[-1]['level']:g}; "
+                         f"ask for less, or use --uncalibrated")
+    if entry["threshold"] is None:
+        highest = calibration.highest_certified
+        raise InputError(f"{calibration.n} calibration images cannot certify confidence {entry['level']:g} at risk "
+                         f"{calibration.delta:g} (highest certified: {highest if highest is not None else 'none'}); "
+                         "calibrate on more images, ask for less, or use --uncalibrated")
+    return Decoding(confidence, entry["threshold"], calibration.temperature, True, entry["level"], calibration)

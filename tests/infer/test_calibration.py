@@ -1,0 +1,202 @@
+"""The Clopper-Pearson bound, the temperature fit, the threshold table's guarantee, and the calibration file."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from hier.infer import calibration as cal
+from hier.metrics import hierarchical as M
+from hier.heads.tree import TreeTensors
+from hier.taxo import InputError, Taxonomy
+
+ROOT, A, C, A1, A2, X, Y = range(7)
+LEAVES = torch.tensor([C, A1, X, Y])
+
+
+@pytest.fixture(scope="module")
+def taxonomy():
+    return Taxonomy([{"id": "root", "parent": None}, {"id": "A", "parent": "root"}, {"id": "c", "parent": "root"},
+                     {"id": "a1", "parent": "A"}, {"id": "a2", "parent": "A"}, {"id": "x", "parent": "a2"},
+                     {"id": "y", "parent": "a2"}])
+
+
+# ---- the bound ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k, n, expected", [
+    (10, 10, 0.05 ** (1 / 10)),  # all correct: delta ** (1 / n) = 0.7411
+    (95, 100, 0.89775),          # P(X >= 95 | n = 100, p = 0.89775) = 0.0500
+    (5, 10, 0.22244),            # the Beta(5, 6) quantile at 0.05
+    (0, 10, 0.0),
+])
+def test_clopper_pearson_lower_bound_known_values(k, n, expected):
+    assert cal.clopper_pearson_lower(k, n, 0.05) == pytest.approx(expected, abs=5e-5)
+
+
+def test_clopper_pearson_upper_bound_mirrors_the_lower():
+    assert cal.clopper_pearson_upper(0, 10, 0.05) == pytest.approx(1 - 0.05 ** (1 / 10))
+    assert cal.clopper_pearson_upper(5, 100, 0.05) == pytest.approx(1 - 0.89775, abs=5e-5)
+    assert cal.clopper_pearson_upper(10, 10, 0.05) == 1.0
+
+
+def test_clopper_pearson_bound_solves_the_tail_equation():
+    bound = cal.clopper_pearson_lower(870, 1000, 0.05)
+    assert cal.log_upper_tail(870, 1000, bound) == pytest.approx(math.log(0.05), abs=1e-6)
+    assert cal.clopper_pearson_lower(870, 1000, 0.01) < bound < 0.87
+
+
+@pytest.mark.parametrize("n", [10, 59, 300, 2000])
+@pytest.mark.parametrize("level", [0.5, 0.8, 0.9, 0.95, 0.99])
+def test_minimum_correct_is_the_first_count_whose_bound_reaches_the_level(n, level):
+    k = cal.minimum_correct(n, level, 0.05)
+    if k <= n:
+        assert cal.clopper_pearson_lower(k, n, 0.05) >= level
+    if 0 < k:
+        assert cal.clopper_pearson_lower(min(k, n + 1) - 1, n, 0.05) < level
+
+
+def test_minimum_correct_impossible_levels():
+    assert cal.minimum_correct(10, 0.75, 0.05) == 11  # 10 of 10 gives only 0.7411
+    assert cal.minimum_correct(59, 0.95, 0.05) == 59  # 0.05 ** (1/59) = 0.9505
+
+
+# ---- temperature --------------------------------------------------------------------------------
+
+
+def test_fit_temperature_recovers_the_scale_of_overconfident_scores(taxonomy):
+    g = torch.Generator().manual_seed(1)
+    true_logits = torch.randn(4000, 4, generator=g) * 2
+    leaf = torch.multinomial(true_logits.softmax(-1), 1, generator=g)[:, 0]
+    targets = LEAVES[leaf]
+    # labels that stop at a2 leave x and y unknown: the fit must still find the same temperature
+    stops = (torch.rand(4000, generator=g) < 0.3) & ((targets == X) | (targets == Y))
+    targets = torch.where(stops, A2, targets)
+    head = TreeTensors(taxonomy)
+    temperature, before, after = cal.fit_temperature(2.5 * true_logits, targets,
+                                                     lambda s: head.sum_up(s.softmax(-1)), taxonomy)
+    assert temperature == pytest.approx(2.5, rel=0.08)
+    assert after < before
+
+
+# ---- thresholds and their guarantee -------------------------------------------------------------
+
+
+def draw(n: int, generator: torch.Generator, sharpen: float = 3.0):
+    """Samples whose true leaf follows a known distribution, and a model that is overconfident about it
+    (the distribution raised to a power and renormalised), as node probabilities."""
+    truth = torch.distributions.Dirichlet(torch.full((4,), 0.7)).sample((n,))
+    leaf = torch.multinomial(truth, 1, generator=generator)[:, 0]
+    model = truth ** sharpen
+    model = model / model.sum(-1, keepdim=True)
+    probs = torch.zeros(n, 7)
+    probs[:, LEAVES] = model
+    probs[:, A2] = probs[:, X] + probs[:, Y]
+    probs[:, A] = probs[:, A1] + probs[:, A2]
+    probs[:, ROOT] = 1
+    return probs, LEAVES[leaf]
+
+
+def true_correct(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensors, threshold: float) -> float:
+    return M.at_confidence(probs, targets, tree, threshold)["correct"]
+
+
+def test_uncalibrated_thresholds_break_the_promise(taxonomy):
+    """The distortion is strong enough that threshold = confidence is wrong more often than promised."""
+    torch.manual_seed(0)
+    tree = TreeTensors(taxonomy)
+    probs, targets = draw(50_000, torch.Generator().manual_seed(0))
+    assert true_correct(probs, targets, tree, 0.9) < 0.87
+
+
+def test_threshold_table_keeps_its_promise_on_new_data(taxonomy):
+    torch.manual_seed(0)
+    tree = TreeTensors(taxonomy)
+    levels, draws = (0.8, 0.9, 0.95), 12
+    chosen = []  # (level, threshold) of every draw's table
+    for seed in range(draws):
+        probs, targets = draw(1000, torch.Generator().manual_seed(100 + seed))
+        for e in cal.threshold_table(probs, targets, tree, levels=levels):
+            assert e["threshold"] is not None
+            assert e["lower_bound"] >= e["level"] and e["correct"] >= e["lower_bound"]
+            chosen.append((e["level"], e["threshold"]))
+    test_probs, test_targets = draw(20_000, torch.Generator().manual_seed(1))
+    on_test = M.operating_curve(test_probs, test_targets, tree, torch.tensor([t for _, t in chosen]))["correct"]
+    misses = {level: sum(c < level for (lv, _), c in zip(chosen, on_test) if lv == level) for level in levels}
+    # each entry may fail with probability at most 0.05: more than 3 failures in 12 draws has odds of 0.002
+    assert all(count <= 3 for count in misses.values()), misses
+
+
+def test_threshold_table_is_monotone_and_uncertifiable_levels_have_none(taxonomy):
+    torch.manual_seed(0)
+    tree = TreeTensors(taxonomy)
+    probs, targets = draw(40, torch.Generator().manual_seed(3))
+    table = cal.threshold_table(probs, targets, tree)
+    assert [e["level"] for e in table] == list(cal.LEVELS)
+    certified = [e for e in table if e["threshold"] is not None]
+    assert [e["threshold"] for e in certified] == sorted(e["threshold"] for e in certified)
+    # 40 answers all correct bound the rate by 0.05 ** (1/40) = 0.928 at most
+    assert all(e["threshold"] is None for e in table if e["level"] > 0.93)
+
+
+# ---- the calibration file and what predict decodes with ---------------------------------------
+
+
+@pytest.fixture
+def run_dir(tmp_path, taxonomy):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("head: classifier\n")
+    taxonomy.save(run / "taxonomy.json")
+    (run / "model.safetensors").write_bytes(b"weights")
+    return run
+
+
+def stored(run_dir, table) -> cal.Calibration:
+    calibration = cal.Calibration(temperature=1.7, delta=0.05, n=500, table=table,
+                                  weights_sha256=cal.weights_digest(run_dir), split="val")
+    calibration.save(run_dir)
+    return calibration
+
+
+def entry(level, threshold):
+    return {"level": level, "threshold": threshold, "correct": None, "lower_bound": None, "mean_depth": None,
+            "information_recall": None}
+
+
+def test_decoding_maps_a_confidence_to_the_smallest_level_at_or_above_it(run_dir):
+    stored(run_dir, [entry(0.89, 0.61), entry(0.9, 0.7), entry(0.91, 0.75), entry(0.92, None)])
+    assert json.loads((run_dir / "calibration.json").read_text())["format"] == "hier-calibration"
+    d = cal.decoding(run_dir, 0.9)
+    assert (d.calibrated, d.level, d.threshold, d.temperature) == (True, 0.9, 0.7, 1.7)
+    assert cal.decoding(run_dir, 0.905).threshold == 0.75  # conservative: the next level up
+    assert "calibration.json" in d.describe() and "0.700" in d.describe()
+    with pytest.raises(InputError, match="cannot certify confidence 0.92"):
+        cal.decoding(run_dir, 0.915)
+    with pytest.raises(InputError, match="stops at confidence 0.92"):
+        cal.decoding(run_dir, 0.95)
+    plain = cal.decoding(run_dir, 0.9, use_calibration=False)
+    assert (plain.calibrated, plain.threshold, plain.temperature) == (False, 0.9, 1.0)
+
+
+def test_decoding_without_calibration_and_bad_confidences(run_dir):
+    d = cal.decoding(run_dir, 0.8)
+    assert (d.calibrated, d.threshold, d.temperature) == (False, 0.8, 1.0) and "uncalibrated" in d.describe()
+    for bad in (0.0, -0.1, 1.01):
+        with pytest.raises(InputError, match="--confidence must be in"):
+            cal.decoding(run_dir, bad)
+    assert cal.decoding(run_dir, 1.0).threshold == 1.0
+
+
+def test_calibration_of_other_weights_is_refused(run_dir):
+    stored(run_dir, [entry(0.9, 0.7)])
+    (run_dir / "model.safetensors").write_bytes(b"retrained")
+    with pytest.raises(InputError, match="other weights"):
+        cal.decoding(run_dir, 0.9)
+
+
+def test_unreadable_calibration_file(run_dir):
+    (run_dir / "calibration.json").write_text("{}")
+    with pytest.raises(InputError, match="not a readable calibration file"):
+        cal.decoding(run_dir, 0.9)

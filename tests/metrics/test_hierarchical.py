@@ -1,0 +1,215 @@
+"""Hierarchical metrics against values worked out by hand on a small tree.
+
+    root ─┬─ A ─┬─ a1              node order: root A c a1 a2 x y
+          │     └─ a2 ─┬─ x        leaves: c a1 x y (4); c is a leaf at depth 1
+          │            └─ y        information I(v) = log2(4 / #leaves under v):
+          └─ c                       root 0, A log2(4/3), c 2, a1 2, a2 1, x 2, y 2
+                                   height: root 3, A 2, a2 1, leaves 0
+"""
+
+import math
+
+import pytest
+import torch
+
+from hier.metrics import hierarchical as M
+from hier.heads.tree import TreeTensors
+from hier.taxo import Taxonomy
+
+ROOT, A, C, A1, A2, X, Y = range(7)
+I_A = math.log2(4 / 3)
+
+
+@pytest.fixture(scope="module")
+def tree():
+    taxonomy = Taxonomy([{"id": "root", "parent": None}, {"id": "A", "parent": "root"},
+                         {"id": "c", "parent": "root"}, {"id": "a1", "parent": "A"}, {"id": "a2", "parent": "A"},
+                         {"id": "x", "parent": "a2"}, {"id": "y", "parent": "a2"}])
+    return TreeTensors(taxonomy)
+
+
+def rows(*values):
+    return torch.tensor(values, dtype=torch.float32)
+
+
+# Consistent probabilities (each inner node holds the sum of its children).
+SURE_OF_A2 = [1, .7, .3, .2, .5, .3, .2]
+TIE_AT_DEPTH_1 = [1, .45, .55, .3, .15, .1, .05]
+
+
+def test_tree_tensors(tree):
+    assert tree.height.tolist() == [3, 2, 0, 0, 1, 0, 0]
+    assert tree.information.tolist() == pytest.approx([0, I_A, 2, 2, 1, 2, 2])
+
+
+def test_decode_takes_the_deepest_node_at_or_above_the_threshold(tree):
+    probs = rows(SURE_OF_A2)
+    decoded = [M.decode(probs, t, tree.depth).item() for t in (1.0, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)]
+    assert decoded == [ROOT, A, A, A2, A2, X, X]  # at 0.2, x (0.3) and y (0.2) tie in depth: x is more probable
+
+
+def test_decode_breaks_depth_ties_by_probability_and_takes_per_sample_thresholds(tree):
+    probs = rows(SURE_OF_A2, TIE_AT_DEPTH_1)
+    assert M.decode(probs, 0.4, tree.depth).tolist() == [A2, C]  # A (0.45) and c (0.55) both qualify: c
+    assert M.decode(probs, torch.tensor([0.6, 0.3]), tree.depth).tolist() == [A, A1]
+    assert M.decode(probs, torch.tensor([0.3, 0.6]), tree.depth).tolist() == [X, ROOT]
+
+
+def test_decode_in_chunks_matches_one_pass(tree, monkeypatch):
+    probs = torch.rand(50, 7)
+    thresholds = torch.rand(50)
+    whole = M.decode(probs, thresholds, tree.depth)
+    monkeypatch.setattr(M, "DECODE_ROWS", 7)
+    assert torch.equal(M.decode(probs, thresholds, tree.depth), whole)
+
+
+def test_decode_intervals(tree):
+    row, node, low, high = M.decode_intervals(rows(SURE_OF_A2), tree.depth)
+    assert row.tolist() == [0, 0, 0, 0]
+    assert node.tolist() == [X, A2, A, ROOT]
+    assert low.tolist() == pytest.approx([0, .3, .5, .7])
+    assert high.tolist() == pytest.approx([.3, .5, .7, 1])
+
+
+def test_correct_and_information_recall(tree):
+    pred, target = torch.tensor([A, C, X, A2, ROOT]), torch.tensor([X, X, A2, X, ROOT])
+    assert M.is_correct(pred, target, tree).tolist() == [True, False, True, True, True]  # x is below target a2
+    assert M.information_recall(pred, target, tree).tolist() == pytest.approx([I_A / 2, 0, 1, 0.5, 1])
+
+
+def test_operating_curve_by_hand(tree):
+    # sample 1 (target x): x on (0, .3], a2 on (.3, .5], A on (.5, .7], root above
+    # sample 2 (target a1): x on (0, .1], a1 on (.1, .3], c on (.3, .55], root above
+    probs, target = rows(SURE_OF_A2, TIE_AT_DEPTH_1), torch.tensor([X, A1])
+    curve = M.operating_curve(probs, target, tree)
+    assert curve["threshold"] == pytest.approx([.1, .3, .5, .55, .7, 1])
+    assert curve["correct"] == pytest.approx([.5, 1, .5, .5, 1, 1])
+    assert curve["information_recall"] == pytest.approx([(1 + I_A / 2) / 2, 1, .25, I_A / 4, I_A / 4, 0])
+    assert curve["mean_depth"] == pytest.approx([3, 2.5, 1.5, 1, .5, 0])
+    assert M.recall_at_correct(curve, 0.9) == pytest.approx(1)
+
+
+def test_operating_curve_agrees_with_decoding_at_each_threshold(tree):
+
+    g = torch.Generator().manual_seed(0)
+    taxonomy = Taxonomy([{"id": i, "parent": p} for i, p in [("root", None), ("A", "root"), ("c", "root"),
+                                                               ("a1", "A"), ("a2", "A"), ("x", "a2"), ("y", "a2")]])
+    probs = TreeTensors(taxonomy).sum_up(torch.randn(200, 4, generator=g).mul(2).softmax(-1))
+    target = torch.randint(0, 7, (200,), generator=g)
+    thresholds = torch.tensor([0.05, 0.2, 0.5, 0.77, 0.95])
+    curve = M.operating_curve(probs, target, tree, thresholds)
+    for t, correct, recall, depth in zip(thresholds.tolist(), curve["correct"], curve["information_recall"],
+                                         curve["mean_depth"]):
+        expected = M.at_confidence(probs, target, tree, t)
+        assert (correct, recall, depth) == pytest.approx(
+            (expected["correct"], expected["information_recall"], expected["mean_depth"]), abs=1e-6)
+
+
+def test_curve_area_is_under_the_upper_envelope():
+    # recall descending: (1, .6), (.5, .9), (0, 1): best correct .6 on (.5, 1] and .9 on (0, .5]
+    curve = {"information_recall": [0.5, 1.0, 0.0], "correct": [0.9, 0.6, 1.0]}
+    assert M.curve_area(curve) == pytest.approx(0.6 * 0.5 + 0.9 * 0.5)
+    # a point that is worse on both axes than another changes nothing
+    assert M.curve_area({"information_recall": [0.5, 1.0, 0.0, 0.4], "correct": [0.9, 0.6, 1.0, 0.5]}) == \
+        pytest.approx(0.75)
+    assert M.curve_area({"information_recall": [1.0, 0.0], "correct": [1.0, 1.0]}) == pytest.approx(1)
+    assert M.recall_at_correct(curve, 0.95) == 0.0 and M.recall_at_correct(curve, 0.9) == 0.5
+
+
+# Four samples: (top-1 leaf, target) = (x, x) right, (c, a1) wrong, (y, A) right below an inner target,
+# (a1, x) wrong. Leaf columns of the probabilities: c a1 x y (the inner nodes do not matter here).
+LEAF_PROBS = [[.1, .1, .6, .2], [.5, .3, .1, .1], [.1, .2, .3, .4], [.15, .4, .35, .1]]
+TARGETS = [X, A1, A, X]
+
+
+@pytest.fixture
+def leaf_case(tree):
+    probs = torch.zeros(4, 7)
+    probs[:, tree.leaves] = torch.tensor(LEAF_PROBS)
+    pred = M.top_leaves(probs, tree, 1)[:, 0]
+    assert pred.tolist() == [X, C, Y, A1]
+    return probs, pred, torch.tensor(TARGETS)
+
+
+def test_top_k_accuracy(tree, leaf_case):
+    probs, _, target = leaf_case
+    assert M.top_k_accuracy(probs, target, tree, 1) == 0.5
+    assert M.top_k_accuracy(probs, target, tree, 2) == 1.0  # a1 second for sample 2, x second for sample 4
+
+
+def test_hierarchical_precision_recall_f1(tree, leaf_case):
+    _, pred, target = leaf_case
+    # (overlap, |predicted|, |true|), root left out, predicted set cut at the target's depth:
+    # (3, 3, 3), (0, 1, 2), (1, 1, 1) [y cut to A], (1, 2, 3)
+    out = M.hierarchical_prf(pred, target, tree)
+    assert out["hierarchical_precision"] == pytest.approx(5 / 7)
+    assert out["hierarchical_recall"] == pytest.approx(5 / 9)
+    assert out["hierarchical_f1"] == pytest.approx(0.625)
+    # per class: x (4/5, 4/6), a1 (0, 0), A (1, 1)
+    f1_x = 2 * 0.8 * (2 / 3) / (0.8 + 2 / 3)
+    assert out["hierarchical_precision_macro"] == pytest.approx((0.8 + 0 + 1) / 3)
+    assert out["hierarchical_recall_macro"] == pytest.approx((2 / 3 + 0 + 1) / 3)
+    assert out["hierarchical_f1_macro"] == pytest.approx((f1_x + 0 + 1) / 3)
+
+
+def test_mistake_severity_and_hierarchical_distance(tree, leaf_case):
+    probs, pred, target = leaf_case
+    # mistakes: lca(c, a1) = root (height 3), lca(a1, x) = A (height 2)
+    assert M.mistake_severity(pred, target, tree) == pytest.approx(2.5)
+    assert M.hierarchical_distance_at_k(probs, target, tree, 1) == pytest.approx((0 + 3 + 0 + 2) / 4)
+    # second leaves: y for x (lca a2, height 1), a1 for a1 (0), x under A (0), x for x (0)
+    assert M.hierarchical_distance_at_k(probs, target, tree, 2) == pytest.approx((0 + 1 + 3 + 0 + 0 + 0 + 2 + 0) / 8)
+    assert M.mistake_severity(target[:1], target[:1], tree) == 0.0
+
+
+def test_per_class_recall_and_per_level(tree, leaf_case):
+    _, pred, target = leaf_case
+    assert M.per_class_recall(pred, target, tree) == {A: (1.0, 1), A1: (0.0, 1), X: (0.5, 2)}
+    levels = M.per_level(pred, target, tree)
+    # depth 1: every target is under A; c was predicted once
+    assert levels[1] == {"n": 4, "classes": 1, "accuracy": 0.75, "balanced_accuracy": 0.75,
+                         "confusions": [(A, C, 1)]}
+    # depth 2: targets x, a1, x -> a2, a1, a2; predictions x, c, a1 -> a2, (none: c is shallower), a1
+    assert levels[2]["n"] == 3 and levels[2]["classes"] == 2 and levels[2]["accuracy"] == pytest.approx(1 / 3)
+    assert levels[2]["balanced_accuracy"] == pytest.approx((0 + 0.5) / 2)
+    assert levels[2]["confusions"] == [(A1, -1, 1), (A2, A1, 1)]
+    assert levels[3] == {"n": 2, "classes": 1, "accuracy": 0.5, "balanced_accuracy": 0.5, "confusions": [(X, -1, 1)]}
+
+
+def test_expected_calibration_error():
+    confidence, correct = torch.tensor([.95, .95, .65, .25]), torch.tensor([1, 0, 1, 0])
+    # bins of 0.1: [.95, .95] |1.9 - 1| / 4, [.65] |.65 - 1| / 4, [.25] |.25 - 0| / 4
+    assert M.expected_calibration_error(confidence, correct, bins=10) == pytest.approx(0.225 + 0.0875 + 0.0625)
+
+
+def test_calibration_per_level_and_pooled(tree):
+    probs = rows([1, .82, .18, .1, .72, .58, .1], [1, .28, .72, .21, .05, .03, .02])
+    target = torch.tensor([X, A1])
+    # depth 1: (.82, right) (.72 for c, wrong); depth 2: (.72 a2, right) (.21 a1, right); depth 3: (.58 x, right)
+    per_level = M.calibration_per_level(probs, target, tree)
+    assert per_level[1] == pytest.approx((0.18 + 0.72) / 2)
+    assert per_level[2] == pytest.approx(0.28 / 2 + 0.79 / 2)
+    assert per_level[3] == pytest.approx(0.42)
+    # pooled, bins of 1/15: .82 alone, .72 with .72, .21 alone, .58 alone
+    assert M.calibration_error(probs, target, tree) == pytest.approx((0.18 + abs(1.44 - 1) + 0.79 + 0.42) / 5)
+
+
+def test_violation_rate(tree):
+    probs = rows([1, .5, .5, .6, .1, .05, .05], SURE_OF_A2)  # a1 (.6) above A (.5): 1 of 12 edges
+    parent = torch.tensor([-1, 0, 0, 1, 1, 4, 4])
+    assert M.violation_rate(probs, parent) == pytest.approx(1 / 12)
+
+
+def test_unseen_placement(tree):
+    pred = torch.tensor([A2, A, X, C, ROOT, A2])
+    known = torch.tensor([A2, A2, A2, A2, A2, A1])  # the last: an unseen class under a1, placed at a2
+    out = M.unseen_placement(pred, known, tree)
+    assert out == pytest.approx({"at_known_ancestor": 3 / 6, "at_deepest_known": 1 / 6, "in_wrong_leaf": 2 / 6,
+                                 "elsewhere": 1 / 6})
+
+
+def test_summary_for_fit(tree, leaf_case):
+    probs, _, target = leaf_case
+    out = M.summary(probs, target, tree)
+    assert out == pytest.approx({"leaf_accuracy": 0.5, "balanced_accuracy": 0.5, "hierarchical_f1": 0.625,
+                                 "mistake_severity": 2.5})

@@ -1,0 +1,145 @@
+"""hier fit on real PNG files: run directory, checkpoints, feature cache, resume, two-process DDP."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hier.train import runs
+from hier.train.config import resolve_config
+from hier.train.fit import fit
+from hier.taxo import InputError
+
+TIMING = ("seconds", "images_per_s")
+
+
+def small(**flags):
+    sets = [f"{k}={v}" for k, v in flags.pop("sets", {}).items()]
+    base = {"head": "classifier", "epochs": 2, "image_size": 32, "batch_size": 16}
+    return resolve_config(flags={**base, **flags}, sets=["backbone_options.width=8", "backbone_options.depth=3",
+                                                          "embedding_size=32", *sets])
+
+
+def metric_rows(run_dir):
+    with open(run_dir / runs.METRICS) as f:
+        return [{k: float(v) for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def trained(synth_dataset, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("fit") / "run"
+    fit(synth_dataset, synth_dataset / "taxonomy.json", small(), run_dir)
+    return run_dir
+
+
+def test_run_directory_contents(trained):
+    for name in (runs.CONFIG, runs.TAXONOMY, runs.METRICS, runs.WEIGHTS, runs.LAST, runs.BEST):
+        assert (trained / name).is_file(), name
+    rows = metric_rows(trained)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"train_loss", "val_loss", "val_leaf_accuracy", "val_hierarchical_f1", "val_mistake_severity"} <= set(rows[0])
+    last = torch.load(trained / runs.LAST, weights_only=True)  # plain types only
+    assert last["epoch"] == 2 and last["head"] == "classifier" and len(last["history"]) == 2
+    from safetensors import safe_open
+
+    with safe_open(str(trained / runs.WEIGHTS), "pt") as f:
+        assert f.metadata()["head"] == "classifier" and f.metadata()["backbone"] == "smallcnn"
+
+
+def test_trained_model_loads_and_gives_consistent_probabilities(trained, synth_dataset):
+    from hier.data.images import build_transform, load_image
+
+    model, taxonomy, config = runs.load_trained(trained)
+    image = next((synth_dataset / "test").rglob("*.png"))
+    x = build_transform(config["image_size"], train=False)(load_image(image))[None]
+    with torch.no_grad():
+        p = model.node_probabilities(model(x))
+    assert p.shape == (1, len(taxonomy))
+    assert p[0, taxonomy.root] == pytest.approx(1.0)
+    parent = torch.as_tensor(taxonomy.parent)
+    has_parent = parent >= 0
+    assert (p[0, has_parent] <= p[0, parent[has_parent]] + 1e-6).all()
+
+
+def test_existing_run_dir_is_refused_and_resume_keeps_settings(trained, synth_dataset):
+    with pytest.raises(InputError, match="already exists; continue it with --resume or replace it with --force"):
+        fit(synth_dataset, synth_dataset / "taxonomy.json", small(), trained)
+    changed = small(lr=0.5, batch_size=8)
+    with pytest.raises(InputError, match="changed: batch_size, lr"):
+        fit(synth_dataset, None, changed, trained, resume=True)
+
+
+def test_resume_to_more_epochs_continues_from_the_checkpoint(trained, synth_dataset, tmp_path):
+    run = tmp_path / "more"
+    shutil.copytree(trained, run)
+    fit(synth_dataset, None, small(epochs=3), run, resume=True)
+    rows = metric_rows(run)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[:2] == metric_rows(trained)
+
+
+@pytest.fixture(scope="module")
+def backbone_weights(tmp_path_factory):
+    """A saved smallcnn: loading weights from a file freezes the backbone by default."""
+    from hier.plugins import create_backbone
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("weights") / "smallcnn.pth"
+    torch.save(create_backbone("smallcnn", width=8, depth=3)[0].state_dict(), path)
+    return str(path)
+
+
+def test_feature_cache_trains_like_the_image_path(synth_dataset, backbone_weights, tmp_path):
+    common = {"weights": backbone_weights, "sets": {"augment": "false"}}
+    fit(synth_dataset, synth_dataset / "taxonomy.json", small(**common), tmp_path / "cached")
+    fit(synth_dataset, synth_dataset / "taxonomy.json",
+        small(weights=backbone_weights, sets={"augment": "false", "feature_cache": "off"}), tmp_path / "images")
+    cached, images = metric_rows(tmp_path / "cached"), metric_rows(tmp_path / "images")
+    for a, b in zip(cached, images):
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-4), key
+    fit(synth_dataset, synth_dataset / "taxonomy.json",
+        small(weights=backbone_weights, sets={"augment": "false", "feature_cache": "file"}), tmp_path / "file")
+    assert len(list((tmp_path / "file" / "cache").glob("features-train-*.pt"))) == 1
+
+
+def test_frozen_random_backbone_is_refused(synth_dataset, tmp_path):
+    with pytest.raises(InputError, match="would train on random features"):
+        fit(synth_dataset, synth_dataset / "taxonomy.json", small(freeze_backbone=True), tmp_path / "r")
+
+
+def test_two_gloo_processes_match_one_process(synth_dataset, backbone_weights, tmp_path):
+    args = [str(synth_dataset), "--taxonomy", str(synth_dataset / "taxonomy.json"), "--head", "arcface",
+            "--epochs", "2", "--image-size", "32", "--batch-size", "16", "--weights", backbone_weights,
+            "--set", "augment=false", "--set", "embedding_dropout=0.0", "--set", "backbone_options.width=8",
+            "--set", "backbone_options.depth=3", "--set", "embedding_size=32"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "hier.cli", "fit", *args, "-o", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert one.returncode == 0, one.stderr
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    two = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "hier.cli", "fit", *args,
+                          "-o", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = metric_rows(tmp_path / "one"), metric_rows(tmp_path / "two")
+    assert len(a) == len(b) == 2
+    for ra, rb in zip(a, b):
+        for key in ra:
+            assert ra[key] == pytest.approx(rb[key], rel=1e-4, abs=1e-5), key
+
+
+def test_out_of_gpu_memory_names_the_batch_size_to_try(synth_dataset, tmp_path, monkeypatch):
+    # No GPU here: the out-of-memory error a CUDA device would raise is simulated in the training step.
+    import hier.train.fit as fit_module
+    from hier.taxo import HierError
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(fit_module, "_train_epoch", out_of_memory)
+    with pytest.raises(HierError, match="out of GPU memory at batch size 16; try --batch-size 8"):
+        fit(synth_dataset, synth_dataset / "taxonomy.json", small(), tmp_path / "oom")

@@ -1,0 +1,205 @@
+"""Training configuration: defaults < the head's config file < --config FILE < flags < --set key=value.
+
+Every key is known in advance: an unknown key or a value of the wrong type is an input error
+that names the key (and a close match), before any work starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from hier.core.errors import InputError
+from hier.core.files import read_text
+
+DEFAULTS: dict = {
+    "dataset": None,  # recorded by `hier fit`: calibrate and evaluate default to it
+    # model
+    "head": "arcface-multihead",
+    "head_options": {},
+    "loss": None,  # None: the head's default loss
+    "loss_options": {},
+    "backbone": "smallcnn",
+    "backbone_options": {},
+    "weights": "none",  # a local file, a torchvision weights enum in the torch cache, or none
+    "freeze_backbone": None,  # None: frozen when pretrained weights are loaded, trained from scratch otherwise
+    "backbone_lr": None,  # learning rate of an unfrozen backbone (None: the same as lr)
+    "embedding_size": 128,
+    "embedding_dropout": 0.2,
+    # data
+    "image_size": 64,
+    "keep_size": False,
+    "augment": True,
+    "split_fractions": [0.8, 0.1, 0.1],
+    "train_split": "train",
+    "val_split": "val",
+    "balanced_sampler": False,
+    "class_weights": False,
+    "workers": 0,
+    "feature_cache": "auto",  # auto | memory | file | off; auto caches when the backbone is frozen and augment is off
+    # optimisation
+    "epochs": 10,
+    "batch_size": 64,
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "momentum": 0.9,
+    "schedule": "cosine",  # cosine | step | constant
+    "warmup_epochs": 0,
+    "step_size": 10,
+    "gamma": 0.1,
+    "grad_clip": 5.0,
+    "amp": "auto",  # auto (bf16 on CUDA) | bf16 | off
+    "channels_last": False,
+    "compile": False,
+    "seed": 0,
+    "deterministic": False,
+    "best_metric": "val_hierarchical_f1",
+    "early_stopping": 0,  # patience in epochs; 0 = off
+    "device": "auto",
+}
+
+CHOICES = {
+    "optimizer": ("adamw", "sgd"),
+    "schedule": ("cosine", "step", "constant"),
+    "amp": ("auto", "bf16", "off"),
+    "feature_cache": ("auto", "memory", "file", "off"),
+    "device": ("auto", "cpu", "cuda"),
+    "best_metric": ("val_loss", "val_leaf_accuracy", "val_hierarchical_f1", "val_mistake_severity"),
+}
+OPTION_KEYS = ("head_options", "loss_options", "backbone_options")
+NULLABLE_TYPES = {"dataset": str, "loss": str, "freeze_backbone": bool, "backbone_lr": float}
+
+
+def _type_ok(expected: type, value) -> bool:
+    if expected is bool or isinstance(value, bool):
+        return expected is bool and isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, expected)
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, reading '1e-3' as a number (YAML 1.1 wants '1.0e-3')."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."))
+
+
+def _yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
+def head_defaults(head: str) -> dict:
+    """The built-in default config file of a head (``heads/configs/<head>.yaml``), or {}."""
+    path = resources.files("hier.heads").joinpath("configs", f"{head}.yaml")
+    if not path.is_file():
+        return {}
+    return _yaml(path.read_text()) or {}
+
+
+def load_config_file(path: str | Path) -> dict:
+    try:
+        data = _yaml(read_text(path))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else None
+        raise InputError(f"not valid YAML ({getattr(e, 'problem', None) or e})", path=path, where=where) from None
+    if not isinstance(data, dict):
+        raise InputError("a config file must be a mapping of key: value", path=path)
+    return data
+
+
+def parse_set(items: list[str]) -> dict:
+    """``["lr=0.01", "head_options.margin=0.3"]`` -> nested dict; values are read as YAML scalars."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            parsed = _yaml(value) if value else None
+        except yaml.YAMLError:
+            parsed = value
+        target = out
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            target = target.setdefault(p, {})
+        target[leaf] = parsed
+    return out
+
+
+def _normalise(layer: dict) -> dict:
+    """YAML reads a bare ``off`` as False; for keys with an "off" choice, that is what the user meant."""
+    return {k: ("off" if v is False else "on" if v is True else v) if "off" in CHOICES.get(k, ()) else v
+            for k, v in layer.items()}
+
+
+def _check(layer: dict, origin: str) -> None:
+    for key, value in layer.items():
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(key, DEFAULTS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InputError(f"unknown config key {key!r}{hint}", path=origin)
+        if value is None:
+            continue
+        if key in OPTION_KEYS:
+            if not isinstance(value, dict):
+                raise InputError(f"{key!r} must be a mapping of option: value", path=origin)
+            continue
+        expected = NULLABLE_TYPES.get(key) or type(DEFAULTS[key])
+        if not _type_ok(expected, value):
+            raise InputError(f"{key!r} must be {expected.__name__}, got {value!r}", path=origin)
+        if key in CHOICES and value not in CHOICES[key]:
+            raise InputError(f"{key!r} must be one of {', '.join(CHOICES[key])}, got {value!r}", path=origin)
+
+
+def merge(base: dict, layer: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in layer.items():
+        if key in OPTION_KEYS and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_config(*, config_file: str | Path | None = None, flags: dict | None = None,
+                   sets: list[str] | None = None, base: dict | None = None) -> dict:
+    """The fully resolved config. ``flags`` hold only the options given on the command line."""
+    layers: list[tuple[dict, str]] = []
+    if config_file is not None:
+        layers.append((load_config_file(config_file), str(config_file)))
+    if flags:
+        layers.append(({k: v for k, v in flags.items() if v is not None}, "command line"))
+    if sets:
+        layers.append((parse_set(sets), "--set"))
+    layers = [(_normalise(layer), origin) for layer, origin in layers]
+    for layer, origin in layers:
+        _check(layer, origin)
+    head = next((layer["head"] for layer, _ in reversed(layers) if "head" in layer), None)
+    config = copy.deepcopy(base if base is not None else DEFAULTS)
+    if base is None:
+        head = head or config["head"]
+        defaults = head_defaults(head)
+        _check(defaults, f"the {head} head's default config")
+        config = merge(config, defaults)
+    for layer, _ in layers:
+        config = merge(config, layer)
+    return config
+
+
+def changed_keys(old: dict, new: dict) -> list[str]:
+    """Keys whose value differs between two resolved configs."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def dump(config: dict) -> str:
+    return yaml.safe_dump(config, sort_keys=False)

@@ -1,0 +1,24 @@
+"""The device a command runs on, and mixed precision where it pays."""
+
+from __future__ import annotations
+
+import torch
+from hier.core.errors import InputError
+from hier.train import distributed as dist
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` takes the GPU when there is one; under torchrun each process takes its local GPU."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda, but no CUDA device is available here")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and dist.world_size() > 1:
+        return torch.device("cuda", dist.local_rank())
+    return torch.device(name)
+
+
+def autocast(device: torch.device, config: dict):
+    """bf16 autocast on CUDA (``amp: auto|bf16``); a no-op context on the CPU."""
+    enabled = device.type == "cuda" and config["amp"] in ("auto", "bf16")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)

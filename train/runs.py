@@ -1,0 +1,131 @@
+"""The run directory: config, taxonomy, metrics, checkpoints and final weights, all written atomically.
+
+Checkpoints hold plain types and tensors only, so they load with ``torch.load(weights_only=True)``;
+a file that needs more (a pickled object that could run code) is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import torch
+from hier.core.errors import InputError
+from hier.core.files import atomic_write_bytes, atomic_write_text, check_replaceable
+from hier.core.tables import csv_text
+from hier.taxo import Taxonomy
+from hier.train import config as cfg
+
+CONFIG, TAXONOMY, METRICS, WEIGHTS, CALIBRATION, SPLIT = (
+    "config.yaml", "taxonomy.json", "metrics.csv", "model.safetensors", "calibration.json", "split.json")
+LAST, BEST = "checkpoints/last.pt", "checkpoints/best.pt"
+
+
+def prepare_run_dir(path: Path, *, force: bool) -> Path:
+    """A new, empty run directory; an existing non-empty one is refused unless ``force``."""
+    if path.exists() and not path.is_dir():
+        raise InputError("exists and is not a folder", path=path)
+    if check_replaceable(path, force=force, what="the run directory",
+                         hint="continue it with --resume or replace it with --force"):
+        shutil.rmtree(path)
+    try:
+        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create the run directory ({e.strerror})", path=path) from None
+    return path
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict:
+    if not path.is_file():
+        raise InputError("no checkpoint here", path=path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise InputError("refused: the checkpoint holds objects beyond plain types and tensors, which could run "
+                         f"code when loaded ({str(e).splitlines()[0][:160]})", path=path) from None
+    except Exception as e:  # truncated or not a checkpoint at all
+        raise InputError(f"not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160]})",
+                         path=path) from None
+
+
+def write_metrics(run_dir: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    atomic_write_text(run_dir / METRICS, csv_text(rows))
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [{k: float(v) if k != "epoch" else int(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_config(run_dir: Path, config: dict) -> None:
+    atomic_write_text(run_dir / CONFIG, cfg.dump(config))
+
+
+def read_config(run_dir: Path) -> dict:
+    return cfg.load_config_file(Path(run_dir) / CONFIG)
+
+
+def save_weights(run_dir: Path, model: torch.nn.Module, config: dict) -> None:
+    from safetensors.torch import save
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"head": config["head"], "backbone": config["backbone"], "config": json.dumps(config)}
+    atomic_write_bytes(run_dir / WEIGHTS, save(state, metadata=metadata))
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError("no such run directory", path=run_dir)
+    for name in (CONFIG, TAXONOMY):
+        if not (run_dir / name).is_file():
+            raise InputError(f"not a hier run directory (no {name})", path=run_dir)
+    return run_dir
+
+
+def load_trained(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """(model in eval mode, taxonomy, config) from a run: final weights, else the last checkpoint."""
+    from hier.train.model import build_model
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    run_dir = check_run_dir(run_dir)
+    config = read_config(run_dir)
+    taxonomy = Taxonomy.load(run_dir / TAXONOMY)
+    model, _ = build_model(config, taxonomy, load_weights=False)
+    weights = run_dir / WEIGHTS
+    if weights.is_file():
+        try:
+            state = load_file(str(weights))
+        except (SafetensorError, OSError) as e:
+            raise InputError(f"cannot read weights ({e})", path=weights) from None
+    else:
+        state = load_checkpoint(run_dir / LAST)["model"]
+    _load_state(model, state, weights if weights.is_file() else run_dir / LAST)
+    return model.to(device).eval(), taxonomy, config
+
+
+def _load_state(model: torch.nn.Module, state: dict, origin: Path) -> None:
+    expected = model.state_dict()
+    wrong = [k for k, v in state.items() if k in expected and expected[k].shape != v.shape]
+    missing = [k for k in expected if k not in state]
+    if wrong or missing:
+        detail = f"shape of {wrong[0]} is {tuple(state[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}" \
+            if wrong else f"missing {missing[0]}"
+        raise InputError(f"the weights do not fit this run's head, backbone and taxonomy ({detail})", path=origin)
+    model.load_state_dict(state)
