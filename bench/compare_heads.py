@@ -38,7 +38,6 @@ from pathlib import Path
 from _common import machine
 
 from hier.core.files import atomic_write_bytes, atomic_write_text
-
 from hier.core.tables import csv_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,9 +157,9 @@ def run_job(job: Job) -> dict:
     """Fit, calibrate and evaluate one variant (or reuse a finished run of the same config); one CSV row."""
     from rich.console import Console
 
-    from hier.train import runs
     from hier.infer.calibration import calibrate
     from hier.infer.evaluate import EVALUATION, evaluate
+    from hier.train import runs
     from hier.train.fit import fit
 
     run_dir = Path(job.run_dir)

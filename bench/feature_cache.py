@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import machine, synthetic
 
 
@@ -33,9 +32,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
 
+    from hier.plugins import create_backbone
     from hier.train.config import resolve_config
     from hier.train.fit import fit
-    from hier.plugins import create_backbone
 
     data = synthetic(args.images, args.image_size)
     work = Path(tempfile.mkdtemp(prefix="hier-bench-cache-"))

@@ -17,17 +17,16 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import machine, synthetic
 
 
 def bare_loop(data: Path, config: dict, epochs: int) -> float:
     """Images per second of a plain loop over epochs 2..N."""
-    from hier.data.readers import read_dataset
-    from hier.data.labels import resolve_labels, targets
     from hier.data.images import ImageDataset, build_transform, collate_skipping
-    from hier.train.model import build_model
+    from hier.data.labels import resolve_labels, targets
+    from hier.data.readers import read_dataset
     from hier.taxo import Taxonomy
+    from hier.train.model import build_model
 
     taxonomy = Taxonomy.load(data / "taxonomy.json")
     dataset = read_dataset(data)

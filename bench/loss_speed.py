@@ -27,8 +27,8 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from _common import seconds
+
 from hier.plugins import create_loss
 from hier.taxo import Taxonomy
 
@@ -69,11 +69,11 @@ class NotesHBCE:
     def distance(self, y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
         deepest_pred = self.deepest(y_pred)
         deepest_true = self.deepest(y_true)
-        depth = self.taxonomy.depth
+        paths = self.taxonomy.ancestor_matrix
         out = []
         for p, t in zip(deepest_pred.tolist(), deepest_true.tolist()):
-            a, b = self.columns[p], self.columns[t]
-            out.append(float(depth[a] + depth[b] - 2 * depth[self.taxonomy.lca(a, b)]))
+            # The edges between two nodes: those on one root path and not on the other.
+            out.append(float((paths[self.columns[p]] ^ paths[self.columns[t]]).sum()))
         return torch.tensor(out)
 
     def deepest(self, predicted: torch.Tensor) -> torch.Tensor:

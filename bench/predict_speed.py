@@ -19,7 +19,6 @@ from pathlib import Path
 
 from _common import machine, synthetic
 
-
 # The process reports its own peak resident memory as it exits.
 PREDICT = """
 import atexit, resource, sys

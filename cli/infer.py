@@ -13,6 +13,12 @@ from rich.table import Table
 console = Console(stderr=True)
 SHOWN_LEVELS = (0.5, 0.8, 0.9, 0.95, 0.99)
 WORST_CLASSES = 5
+SHOWN_METRICS = ("leaf_accuracy", "leaf_top5_accuracy", "balanced_accuracy", "hierarchical_precision",
+                 "hierarchical_recall", "hierarchical_f1", "hierarchical_f1_macro", "mistake_severity",
+                 "hierarchical_distance_at_1", "hierarchical_distance_at_5", "correct_at_confidence",
+                 "correct_at_confidence_upper_bound", "mean_depth_at_confidence", "information_recall_at_confidence",
+                 "operating_curve_area", "information_recall_at_correct_90", "information_recall_at_correct_95",
+                 "ece", "violation_rate")  # the rows of hier evaluate's table
 
 _DEVICE = typer.Option("auto", help="auto, cpu or cuda.")
 _BATCH = typer.Option(None, "--batch-size", min=1, help="Images per batch (default: the run's).")
@@ -91,11 +97,11 @@ def predict(
 
     Example: hier predict runs/demo samples/ --confidence 0.9 -o predictions.csv
     """
-    from hier.infer.calibration import decoding
+    from hier.infer.calibration import answer_rule
     from hier.infer.predict import predict as run_predict
 
-    chosen = decoding(run_dir, _confidence(confidence), use_calibration=not uncalibrated)
-    summary = run_predict(run_dir, images, chosen, out=out, fmt=fmt, top_k=top_k, force=force, device=device,
+    rule = answer_rule(run_dir, _confidence(confidence), use_calibration=not uncalibrated)
+    summary = run_predict(run_dir, images, rule, out=out, fmt=fmt, top_k=top_k, force=force, device=device,
                           batch_size=batch_size, workers=workers, console=console)
     depths = ", ".join(f"depth {d}: {n}" for d, n in summary.depth_counts.items())
     console.print(f"{summary.images} images in {summary.seconds:.1f} s ({depths})"
@@ -136,11 +142,7 @@ def evaluate(
                   if result["calibrated"] else "uncalibrated")
     table = Table("metric", "value", title=f"{result['head']} on {result['split']} ({result['images']} images; "
                                            f"{calibrated})")
-    for key in ("leaf_accuracy", "leaf_top5_accuracy", "balanced_accuracy", "hierarchical_precision",
-                "hierarchical_recall", "hierarchical_f1", "hierarchical_f1_macro", "mistake_severity",
-                "hierarchical_distance_at_1", "hierarchical_distance_at_5", "correct_at_confidence",
-                "correct_at_confidence_upper_bound", "mean_depth_at_confidence", "information_recall_at_confidence", "operating_curve_area",
-                "information_recall_at_correct_90", "information_recall_at_correct_95", "ece", "violation_rate"):
+    for key in SHOWN_METRICS:
         table.add_row(key.replace("confidence", f"confidence {result['confidence']:g}"), _number(result[key]))
     out.print(table)
     levels = Table("level", "images", "accuracy", "balanced", "most confused (true -> predicted: count)",
@@ -174,11 +176,12 @@ def compare(
 
     Example: hier compare runs/classifier runs/arcface-multihead --csv compare.csv --plot curves.png
     """
-    from hier.infer.evaluate import COMPARE_COLUMNS, check_plot_path, plot_curves
-    from hier.core.tables import csv_text
-    from hier.infer.evaluate import compare as run_compare
-    from hier.infer.predict import check_output
     from hier.core.files import atomic_write_text
+    from hier.core.tables import csv_text
+    from hier.infer.compare import COMPARE_COLUMNS
+    from hier.infer.compare import compare as run_compare
+    from hier.infer.plots import check_plot_path, plot_curves
+    from hier.infer.writers import check_output
 
     if plot is not None:
         check_plot_path(plot)

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from hier.taxo import Taxonomy
 from hier.core.errors import InputError
+from hier.taxo import Taxonomy
 
 app = typer.Typer(help="Build, inspect and export taxonomies. Never needs torch.", no_args_is_help=True)
 console = Console()
@@ -176,8 +176,8 @@ def validate(taxonomy: Path = typer.Argument(..., help="A hier-taxonomy JSON."),
 
     Example: hier taxo validate plankton.json images/
     """
-    from hier.data.readers import read_dataset
     from hier.data.labels import validation_report
+    from hier.data.readers import read_dataset
 
     t = Taxonomy.load(taxonomy)
     report = validation_report(read_dataset(dataset), t)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hier.core.errors import InputError
+from hier.taxo.csv_source import folder_style
 
 from .readers import SHOWN, Dataset, Sample
 
@@ -27,11 +27,6 @@ class LabelMatch:
         return not self.unmatched and not self.ambiguous
 
 
-def _folder_style(text: str) -> str:
-    """'Chaetoceros_affinis' and 'Chaetoceros affinis' name the same taxon."""
-    return re.sub(r"[\s_]+", " ", text).strip().casefold()
-
-
 def match_labels(labels: Iterable[str], taxonomy) -> LabelMatch:
     """Match each distinct label to a node, trying in turn:
 
@@ -43,7 +38,7 @@ def match_labels(labels: Iterable[str], taxonomy) -> LabelMatch:
     The first rule with any match decides; two or more matching nodes make the label ambiguous.
     """
     ids, names = taxonomy.ids, taxonomy.names
-    folder_names = [_folder_style(n) for n in names]
+    folder_names = [folder_style(n) for n in names]
     index: dict[str, dict[str, list[int]]] = {"id": defaultdict(list), "name": defaultdict(list),
                                               "folder": defaultdict(list)}
     for i in range(len(taxonomy)):
@@ -75,7 +70,7 @@ def match_labels(labels: Iterable[str], taxonomy) -> LabelMatch:
         found = []
         if parts:
             for rule in ("id", "name", "folder"):
-                wanted = [_folder_style(p) for p in parts] if rule == "folder" else parts
+                wanted = [folder_style(p) for p in parts] if rule == "folder" else parts
                 found = along_lineage(wanted, rule)
                 if found:
                     break

@@ -19,13 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-
-from hier.taxo import ecotaxa
 from hier.core.cache import cache_dir
 from hier.core.errors import InputError
-from hier.core.files import atomic_folder
-from hier.core.files import read_text
+from hier.core.files import atomic_folder, read_text
 from hier.core.tables import column, read_table
+from hier.taxo import ecotaxa
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}

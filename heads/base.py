@@ -12,7 +12,6 @@ depth, and tells the space of the scores by their last dimension.
 from __future__ import annotations
 
 import abc
-import math
 
 import torch
 from torch import nn
@@ -69,15 +68,6 @@ def masked_mean(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
 
 def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def check_angular(head: str, scale: float, margin: float) -> None:
-    """Scale and additive angular margin of a cosine head, as a user sets them in a config."""
-    if not (is_number(scale) and scale > 0):
-        raise InputError(f"head {head!r}: scale must be a positive number, got {scale!r}")
-    # Beyond pi/2 the continuation past theta = pi - m would jump up and break monotonicity.
-    if not (is_number(margin) and 0 <= margin <= math.pi / 2):
-        raise InputError(f"head {head!r}: margin must be between 0 and pi/2 radians, got {margin!r}")
 
 
 def check_non_negative(loss: str, **options: float) -> None:

@@ -23,11 +23,9 @@ class CrossEntropy(Loss):
         usual cross-entropy. Level space: per level, the class holding the target, or the target's
         descendants at that level when the target is an inner node above it.
         """
-        if self.space(scores) == "leaf":
-            columns, sizes = self.tree.leaves, (scores.shape[-1],)
-        else:
-            columns, sizes = self.tree.level_nodes, self.tree.level_sizes
-        positive = self.tree.related(targets, columns)
+        space = self.space(scores)
+        sizes = (scores.shape[-1],) if space == "leaf" else self.tree.level_sizes
+        positive = self.tree.related(targets, self.tree.columns(space))
         losses = [
             torch.logsumexp(block, -1) - torch.logsumexp(block.masked_fill(~mask, float("-inf")), -1)
             for block, mask in zip(scores.split(sizes, -1), positive.split(sizes, -1))

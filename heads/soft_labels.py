@@ -19,13 +19,8 @@ class SoftLabels(Loss):
         check_non_negative(self.name, beta=beta)
         self.beta = beta
         tree = self.tree
-        leaves_under = tree.descendants[:, tree.leaves]  # [node, leaf]
-        leaf_depth = tree.depth[tree.leaves]
-        height = torch.where(leaves_under, leaf_depth, -1).amax(1) - tree.depth
-        # Common ancestors of a node and a leaf form a root path: their count is depth(LCA) + 1.
-        common = tree.ancestors.float() @ tree.ancestors[tree.leaves].float().T
-        lca = tree.lineage.gather(1, common.long() - 1)
-        distance = height[lca] / height[tree.root]
+        lca = tree.lca_table(torch.arange(tree.num_nodes), tree.leaves)  # [target, leaf]
+        distance = tree.height[lca] / tree.height[tree.root]
         self.register_buffer("soft_targets", torch.softmax(-beta * distance, dim=1), persistent=False)
 
     def forward(self, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

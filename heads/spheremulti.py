@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from .arcface import angular_margin, cosine
-from .base import Head, check_angular
+from .cosine import CosineHead, angular_margin
 
 
-class SphereMulti(Head):
+class SphereMulti(CosineHead):
     """One cosine logit per node, the path as a multi-hot target, BCE or ASL."""
 
     name = "spheremulti"
@@ -17,11 +15,7 @@ class SphereMulti(Head):
     score_space = "node"
 
     def __init__(self, *, in_features: int, taxonomy, scale: float = 30.0, margin: float = 0.2):
-        super().__init__(taxonomy)
-        check_angular(self.name, scale, margin)
-        self.scale = scale
-        self.margin = margin
-        self.centres = nn.Parameter(torch.randn(self.tree.num_nodes, in_features))
+        super().__init__(in_features=in_features, taxonomy=taxonomy, scale=scale, margin=margin)
 
     def forward(self, embeddings: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         """s·cos(theta + m) for every node, with and without targets.
@@ -30,7 +24,7 @@ class SphereMulti(Head):
         stays at inference: p > 0.5 needs theta < pi/2 - m, which makes a positive harder to claim
         than a negative to reject. Probabilities are those the loss was trained on.
         """
-        return self.scale * angular_margin(cosine(embeddings, self.centres), self.margin)
+        return self.scale * angular_margin(self.cosine(embeddings), self.margin)
 
     def node_probabilities(self, scores: torch.Tensor) -> torch.Tensor:
         """Per-node sigmoids made consistent with the max-constraint (see ``TreeTensors.max_up``).
@@ -41,9 +35,6 @@ class SphereMulti(Head):
         (what the hierarchical loss trains for) the max changes nothing.
         """
         return self.tree.max_up(torch.sigmoid(scores))
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}, margin={self.margin}"
 
 
 class SphereMultiHier(SphereMulti):

@@ -88,6 +88,10 @@ class TreeTensors(nn.Module):
     def width(self, space: str) -> int:
         return {"leaf": self.num_leaves, "node": self.num_nodes, "level": sum(self.level_sizes)}[space]
 
+    def columns(self, space: str) -> torch.Tensor:
+        """The node of each column of a leaf or level space."""
+        return {"leaf": self.leaves, "level": self.level_nodes}[space]
+
     def space(self, scores: torch.Tensor, accepted: tuple[str, ...], who: str) -> str:
         """The first accepted space whose width matches the scores' last dimension."""
         for space in accepted:
@@ -118,10 +122,21 @@ class TreeTensors(nn.Module):
             return positive[:, self.leaves], known[:, self.leaves]
         return positive, known
 
+    # ---- lowest common ancestors ----------------------------------------------------------
+
     def lca(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Lowest common ancestor of node pairs (a[k], b[k])."""
-        common = self.ancestors[a] & self.ancestors[b]
-        return torch.where(common, self.depth, -1).argmax(dim=1)
+        """Lowest common ancestor of node pairs (a[k], b[k]), [len(a)]."""
+        common = (self.ancestors[a] & self.ancestors[b]).sum(1)
+        return self._lca_from_count(a, common.unsqueeze(1)).squeeze(1)
+
+    def lca_table(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Lowest common ancestor of every pair (a[i], b[j]), [len(a), len(b)]."""
+        common = self.ancestors[a].float() @ self.ancestors[b].float().T
+        return self._lca_from_count(a, common.long())
+
+    def _lca_from_count(self, a: torch.Tensor, common: torch.Tensor) -> torch.Tensor:
+        # The common ancestors of two nodes form a root path: their count is depth(LCA) + 1.
+        return self.lineage[a].gather(1, common - 1)
 
     # ---- consistent node probabilities ----------------------------------------------------
 

@@ -1,1 +1,1 @@
-"""infer"""
+"""Inference on trained runs: scoring, prediction, writers, calibration, evaluation, plots and comparison."""

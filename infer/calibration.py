@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -24,94 +23,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+
 from hier.core.errors import InputError
 from hier.core.files import atomic_write_text
 from hier.core.progress import Progress
-from hier.data.labels import resolve_labels
 from hier.heads.tree import TreeTensors
-from hier.infer.predict import (
+from hier.infer.scoring import (
     dataset_of,
     held_out_split,
     node_probabilities,
     score_samples,
 )
-from hier.metrics import hierarchical as metrics
+from hier.metrics.bounds import DELTA, clopper_pearson_lower, minimum_correct
+from hier.metrics.decode import operating_curve
 from hier.train import runs
 from hier.train.device import pick_device
 
 LEVELS = tuple(round(0.50 + 0.01 * i, 2) for i in range(50))  # 0.50 ... 0.99
-DELTA = 0.05  # the risk that a table entry's guarantee fails, per level
 THRESHOLD_STEPS = 1000  # thresholds tested: 1.000 down to 0.001, fixed before seeing any data
 LOG_T_RANGE = (math.log(0.02), math.log(50.0))  # temperatures searched
 FORMAT = "hier-calibration"
 PROBABILITY_FLOOR = 1e-7  # keeps log(0) out of the loss where a head gives an exact 0 or 1
-
-
-# ---- the binomial bound -------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=8)
-def _log_choose(n: int) -> torch.Tensor:
-    """log C(n, j), j = 0..n (the same for every p of a bisection)."""
-    j = torch.arange(n + 1, dtype=torch.float64)
-    return math.lgamma(n + 1) - torch.lgamma(j + 1) - torch.lgamma(n - j + 1)
-
-
-def _log_binomial_pmf(n: int, p: float) -> torch.Tensor:
-    """log P(X = j), j = 0..n, X ~ Binomial(n, p), for 0 < p < 1."""
-    j = torch.arange(n + 1, dtype=torch.float64)
-    return _log_choose(n) + j * math.log(p) + (n - j) * math.log1p(-p)
-
-
-def log_upper_tail(k: int, n: int, p: float) -> float:
-    """log P(X >= k) for X ~ Binomial(n, p), summed in log space (no underflow for large n)."""
-    if k <= 0 or p >= 1:
-        return 0.0
-    if k > n or p <= 0:
-        return -math.inf
-    return torch.logsumexp(_log_binomial_pmf(n, p)[k:], 0).item()
-
-
-def clopper_pearson_lower(k: int, n: int, delta: float = DELTA) -> float:
-    """One-sided lower confidence bound of a binomial proportion after k successes in n trials.
-
-    The p at which P(X >= k | p) = delta (bisection: the tail grows with p); with probability at
-    least 1 - delta the true proportion is above it. k = n gives delta ** (1 / n).
-    """
-    if not 0 < delta < 1:
-        raise ValueError(f"delta must be in (0, 1), got {delta}")
-    if not 0 <= k <= n:
-        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
-    if k == 0:
-        return 0.0
-    low, high, target = 0.0, 1.0, math.log(delta)
-    for _ in range(60):  # 2^-60: below float64 resolution of p
-        mid = (low + high) / 2
-        if log_upper_tail(k, n, mid) < target:
-            low = mid
-        else:
-            high = mid
-    return low
-
-
-def clopper_pearson_upper(k: int, n: int, delta: float = DELTA) -> float:
-    """One-sided upper confidence bound: the true proportion is below it with probability >= 1 - delta."""
-    return 1.0 - clopper_pearson_lower(n - k, n, delta)
-
-
-def minimum_correct(n: int, level: float, delta: float = DELTA) -> int:
-    """The fewest correct answers out of n whose Clopper-Pearson lower bound is >= level (n + 1: none).
-
-    bound(k) >= level exactly when P(X >= k | p = level) <= delta, so one pass over the tail at p = level
-    answers every k at once.
-    """
-    if level <= 0:
-        return 0
-    if level >= 1:
-        return n + 1
-    tails = _log_binomial_pmf(n, level).flip(0).logcumsumexp(0).flip(0)  # tails[k] = log P(X >= k)
-    passing = (tails <= math.log(delta)).nonzero()
-    return int(passing[0]) if len(passing) else n + 1
 
 
 # ---- temperature --------------------------------------------------------------------------------
@@ -183,7 +115,7 @@ def threshold_table(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensor
     n = len(targets)
     thresholds = candidate_thresholds()
     # in the probabilities' own dtype: a threshold compares with them exactly as predict will
-    curve = metrics.operating_curve(probs, targets, tree, thresholds)
+    curve = operating_curve(probs, targets, tree, thresholds)
     correct = torch.tensor(curve["correct"], dtype=torch.float64)
     counts = (correct * n).round().long()
     table = []
@@ -268,8 +200,8 @@ def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = 
     model, taxonomy, config = runs.load_trained(run_dir, device)
     samples, split_name, _ = held_out_split(run_dir, dataset, split, config["val_split"])
     with Progress(console=console, enabled=progress) as bar:
-        scored = score_samples(model, samples, resolve_labels(samples, taxonomy), config, device,
-                               batch_size=batch_size, workers=workers, progress=bar, what=f"calibrate {split_name}")
+        scored = score_samples(model, samples, taxonomy, config, device, batch_size=batch_size, workers=workers,
+                               progress=bar, what=f"calibrate {split_name}")
     temperature, before, after = fit_temperature(scored.scores, scored.targets,
                                                  lambda s: model.node_probabilities(s.to(device)), taxonomy)
     probs = node_probabilities(model, scored.scores, temperature, device)
@@ -281,11 +213,13 @@ def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = 
     return calibration
 
 
-# ---- what predict and evaluate decode with --------------------------------------------------------
+# ---- what predict and evaluate answer with ------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Decoding:
+class AnswerRule:
+    """The threshold and temperature to answer with for a confidence."""
+
     confidence: float  # what the user asked for
     threshold: float  # what the decoder compares probabilities with
     temperature: float
@@ -308,13 +242,13 @@ def check_confidence(confidence: float) -> None:
         raise InputError(f"--confidence must be in (0, 1], got {confidence:g}")
 
 
-def decoding(run_dir, confidence: float, *, use_calibration: bool = True) -> Decoding:
+def answer_rule(run_dir, confidence: float, *, use_calibration: bool = True) -> AnswerRule:
     """The temperature and threshold for a confidence: the run's calibration when present and wanted."""
     check_confidence(confidence)
     run_dir = runs.check_run_dir(run_dir)
     calibration = Calibration.load(run_dir) if use_calibration else None
     if calibration is None:
-        return Decoding(confidence, confidence, 1.0, False)
+        return AnswerRule(confidence, confidence, 1.0, False)
     if calibration.weights_sha256 != weights_digest(run_dir):
         raise InputError("calibration.json was made for other weights of this run; run hier calibrate again "
                          "or use --uncalibrated", path=run_dir / runs.CALIBRATION)
@@ -327,4 +261,4 @@ def decoding(run_dir, confidence: float, *, use_calibration: bool = True) -> Dec
         raise InputError(f"{calibration.n} calibration images cannot certify confidence {entry['level']:g} at risk "
                          f"{calibration.delta:g} (highest certified: {highest if highest is not None else 'none'}); "
                          "calibrate on more images, ask for less, or use --uncalibrated")
-    return Decoding(confidence, entry["threshold"], calibration.temperature, True, entry["level"], calibration)
+    return AnswerRule(confidence, entry["threshold"], calibration.temperature, True, entry["level"], calibration)

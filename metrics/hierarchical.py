@@ -1,10 +1,9 @@
 """Hierarchical metrics over node probabilities [N, num_nodes] and target node indices [N].
 
-Targets may be inner nodes (a label that stops at genus). A prediction is *correct* when it is
-the target, an ancestor of it, or — for an inner-node target — a node below it (the label
-cannot refute it). Definitions follow Kiritchenko et al. 2005 (hierarchical P/R/F1),
-Bertinetto et al. 2020 (mistake severity, hierarchical distance @k) and Valmadre 2022
-(operating curve of correct vs information recall). docs/confidence.md states each one.
+Correctness is that of :mod:`hier.metrics.decode` (an ancestor of the target counts, and so does a
+node below an inner-node target). Definitions follow Kiritchenko et al. 2005 (hierarchical P/R/F1)
+and Bertinetto et al. 2020 (mistake severity, hierarchical distance @k); docs/confidence.md states
+each one.
 """
 
 from __future__ import annotations
@@ -12,45 +11,7 @@ from __future__ import annotations
 import torch
 
 from hier.heads.tree import TreeTensors
-
-DECODE_ROWS = 2048  # rows decoded at a time: the working set stays small and memory flat
-
-
-def decode(probs: torch.Tensor, threshold: float | torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-    """The deepest node whose probability is >= threshold; ties in depth go to the higher probability.
-
-    ``threshold`` is a float or a per-sample tensor [N]. The root (probability 1) always qualifies.
-    """
-    threshold = torch.as_tensor(threshold, dtype=probs.dtype, device=probs.device)
-    # 2·depth + p: depth decides (p <= 1 < 2), probability breaks ties; failing nodes drop to -1
-    rank = 2 * depth.to(probs.dtype)
-    out = torch.empty(len(probs), dtype=torch.long, device=probs.device)
-    for start in range(0, len(probs), DECODE_ROWS):
-        p = probs[start:start + DECODE_ROWS]
-        t = threshold[start:start + DECODE_ROWS, None] if threshold.ndim == 1 else threshold
-        key = torch.add(rank, p)
-        key.masked_fill_(p < t, -1.0)
-        out[start:start + DECODE_ROWS] = key.max(dim=1).indices  # the first maximum, as argmax; faster on CPU
-    return out
-
-
-def top_leaves(probs: torch.Tensor, tree: TreeTensors, k: int = 1) -> torch.Tensor:
-    """Node indices of the k most probable leaves [N, k]."""
-    k = min(k, len(tree.leaves))
-    return tree.leaves[probs[:, tree.leaves].topk(k, dim=1).indices]
-
-
-def is_correct(pred: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> torch.Tensor:
-    """Prediction on the target's path: the target, an ancestor, or a node below an inner-node target."""
-    return tree.ancestors[target, pred] | tree.ancestors[pred, target]
-
-
-def information_recall(pred: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> torch.Tensor:
-    """I(lca(pred, true)) / I(true), per sample; 1 when the target is the root."""
-    info_true = tree.information[target]
-    info_lca = tree.information[tree.lca(pred, target)]
-    return torch.where(info_true > 0, info_lca / info_true.clamp(min=1e-12), torch.ones_like(info_true))
-
+from hier.metrics.decode import is_correct, top_leaves
 
 # ---- leaf (top-1) metrics ----------------------------------------------------------------------
 
@@ -123,6 +84,11 @@ def per_class_recall(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTe
     return {int(c): ((h / n).item(), int(n)) for c, h, n in zip(classes, hits, counts)}
 
 
+def balanced_accuracy(recall: dict[int, tuple[float, int]]) -> float:
+    """Mean recall over the true classes (each class counts once, however rare), from :func:`per_class_recall`."""
+    return sum(r for r, _ in recall.values()) / max(len(recall), 1)
+
+
 def ancestor_at(nodes: torch.Tensor, level: int, tree: TreeTensors) -> torch.Tensor:
     """Each node's ancestor at depth ``level`` (itself at its own depth); -1 for a node shallower than that."""
     at_level = tree.ancestors[nodes] & (tree.depth == level)
@@ -150,89 +116,6 @@ def per_level(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTensors, 
                       "balanced_accuracy": recall.mean().item(),
                       "confusions": [(int(pairs[i, 0]), int(pairs[i, 1]), int(counts[i])) for i in order]}
     return out
-
-
-# ---- decoding at a confidence, and the operating curve ------------------------------------------
-
-
-def at_confidence(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors, threshold) -> dict[str, float]:
-    pred = decode(probs, threshold, tree.depth)
-    return {"correct": is_correct(pred, target, tree).float().mean().item(),
-            "mean_depth": tree.depth[pred].float().mean().item(),
-            "information_recall": information_recall(pred, target, tree).mean().item()}
-
-
-def decode_intervals(probs: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """For each sample, every node :func:`decode` returns for some threshold, with that threshold range.
-
-    Returns (row, node, low, high): ``decode(probs, t)[row] == node`` exactly for ``low < t <= high``.
-    A node is decoded while it qualifies (t <= its probability) and no node ranked above it (deeper,
-    or as deep and more probable) does (t > the largest probability among those).
-    """
-    rank = 2 * depth.to(probs.dtype)
-    parts = []
-    for start in range(0, len(probs), DECODE_ROWS):
-        p = probs[start:start + DECODE_ROWS]
-        order = torch.add(rank, p).argsort(dim=1, descending=True, stable=True)  # decode's preference order
-        ranked = p.gather(1, order)
-        beaten_below = torch.cat([ranked.new_zeros(len(p), 1), ranked.cummax(dim=1).values[:, :-1]], 1)
-        rows, cols = (ranked > beaten_below).nonzero(as_tuple=True)
-        parts.append((rows + start, order[rows, cols], beaten_below[rows, cols], ranked[rows, cols]))
-    return tuple(torch.cat(column) for column in zip(*parts))
-
-
-def _sum_over_intervals(low: torch.Tensor, high: torch.Tensor, values: torch.Tensor,
-                        thresholds: torch.Tensor) -> torch.Tensor:
-    """For each threshold t, the sum of ``values`` rows whose interval (low, high] holds t.
-
-    sum over {low < t <= high} = sum over {high >= t} - sum over {low >= t}, since low >= t implies high > t.
-    """
-    def at_or_above(edges: torch.Tensor) -> torch.Tensor:
-        order = edges.argsort()
-        tail = torch.cat([values[order].flip(0).cumsum(0).flip(0), values.new_zeros(1, values.shape[1])])
-        return tail[torch.searchsorted(edges[order].contiguous(), thresholds, right=False)]
-
-    return at_or_above(high) - at_or_above(low)
-
-
-def operating_curve(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors,
-                    thresholds: torch.Tensor | None = None) -> dict[str, list[float]]:
-    """Fraction correct, mean information recall and mean depth of the decoded nodes, per threshold.
-
-    Exact, not sampled: without ``thresholds`` the curve has a point at every threshold where some
-    sample's decoded node changes (all the curve's corners), in increasing threshold order.
-    """
-    row, node, low, high = decode_intervals(probs, tree.depth)
-    truth = target[row]
-    values = torch.stack([is_correct(node, truth, tree).double(), information_recall(node, truth, tree).double(),
-                          tree.depth[node].double()], 1)
-    if thresholds is None:
-        thresholds = high.unique()
-    thresholds = torch.as_tensor(thresholds, dtype=probs.dtype, device=probs.device)
-    sums = _sum_over_intervals(low, high, values, thresholds) / len(target)
-    return {"threshold": thresholds.tolist(), "correct": sums[:, 0].tolist(),
-            "information_recall": sums[:, 1].tolist(), "mean_depth": sums[:, 2].tolist()}
-
-
-def curve_area(curve: dict[str, list[float]]) -> float:
-    """Area under the curve's upper envelope: at each information recall x, the best fraction correct
-    among thresholds whose recall is at least x, integrated from 0 to the largest recall.
-
-    The envelope is what a user can reach by choosing the threshold; it is a step function, so the
-    area is exact, and it is the inverse of :func:`recall_at_correct`. A perfect model scores 1.
-    """
-    recall = torch.tensor(curve["information_recall"], dtype=torch.float64)
-    correct = torch.tensor(curve["correct"], dtype=torch.float64)
-    order = recall.argsort(descending=True)
-    recall, best = recall[order], correct[order].cummax(0).values
-    widths = recall - torch.cat([recall[1:], recall.new_zeros(1)])
-    return (best * widths).sum().item()
-
-
-def recall_at_correct(curve: dict[str, list[float]], level: float) -> float:
-    """The best information recall among thresholds whose fraction correct is at least ``level``."""
-    ok = [r for r, c in zip(curve["information_recall"], curve["correct"]) if c >= level]
-    return max(ok) if ok else 0.0
 
 
 # ---- calibration and consistency ----------------------------------------------------------------
@@ -310,8 +193,7 @@ def summary(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> dic
     """The per-epoch validation figures of ``hier fit``."""
     pred_leaf = top_leaves(probs, tree, 1)[:, 0]
     correct = is_correct(pred_leaf, target, tree)
-    recall = per_class_recall(pred_leaf, target, tree)
     return {"leaf_accuracy": correct.float().mean().item(),
-            "balanced_accuracy": sum(r for r, _ in recall.values()) / max(len(recall), 1),
+            "balanced_accuracy": balanced_accuracy(per_class_recall(pred_leaf, target, tree)),
             "hierarchical_f1": hierarchical_prf(pred_leaf, target, tree)["hierarchical_f1"],
             "mistake_severity": mistake_severity(pred_leaf, target, tree)}

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from hier.core.errors import InputError
 from hier.core.tables import column, read_table
+
 from .taxonomy import Taxonomy, tree_from_parents
 
 # (id, name, rank) from the root down; the id of a node is its lineage path, so equal
@@ -15,11 +16,9 @@ from .taxonomy import Taxonomy, tree_from_parents
 Path = list[tuple[str, str, str | None]]
 
 
-def _same_taxon(a: str, b: str) -> bool:
-    """Folder names write 'Chaetoceros_affinis' for the taxon 'Chaetoceros affinis'."""
-    def norm(s: str) -> str:
-        return re.sub(r"[\s_]+", " ", s).strip().casefold()
-    return norm(a) == norm(b)
+def folder_style(name: str) -> str:
+    """The key folder and taxon names match by: '_' is a space, case is ignored ('Chaetoceros_affinis')."""
+    return re.sub(r"[\s_]+", " ", name).strip().casefold()
 
 
 def _path_from_names(names: Sequence[str], ranks: Sequence[str | None], sep: str = ">") -> Path:
@@ -32,7 +31,7 @@ def _path_from_names(names: Sequence[str], ranks: Sequence[str | None], sep: str
 
 def _with_label(path: Path, label: str) -> tuple[Path, str]:
     """The row's label is the deepest node when it names the same taxon, else a new node under it."""
-    if path and _same_taxon(path[-1][1], label):
+    if path and folder_style(path[-1][1]) == folder_style(label):
         return path, path[-1][0]
     label_id = f"{path[-1][0]}>{label}" if path else label
     return path + [(label_id, label, None)], label_id

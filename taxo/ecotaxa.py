@@ -17,6 +17,7 @@ from pathlib import PurePosixPath
 from hier.core.errors import InputError
 from hier.core.files import decode_text, read_bytes
 from hier.core.tables import numbered_rows
+
 from .taxonomy import Taxonomy
 
 HIERARCHY = "object_annotation_hierarchy"

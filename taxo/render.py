@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hier.core.errors import InputError
 from hier.core.figures import pyplot, save_figure
+
 from .taxonomy import Taxonomy
 
 FORMATS = {".png": "png", ".svg": "svg"}

@@ -8,6 +8,7 @@ from hier.plugins.hookspecs import hookimpl
 def wordnet_source(path=None, *, wnids=None, folders=None, tree: str = "longest", prune: bool = True):
     """WordNet 3.0 hypernym tree over ImageNet wnids (a wnid file or class folders named by wnid)."""
     from hier.core.errors import InputError
+
     from .wordnet import build_wordnet, read_wnids, wnids_from_folders
 
     wnids = wnids if wnids is not None else path

@@ -152,12 +152,6 @@ class Taxonomy:
         """Number of leaves at or below each node."""
         return self.ancestor_matrix[self.leaves].sum(axis=0).astype(np.int64)
 
-    def lca(self, i: int, j: int) -> int:
-        """Lowest common ancestor of two nodes."""
-        common = self.ancestor_matrix[i] & self.ancestor_matrix[j]
-        candidates = np.flatnonzero(common)
-        return int(candidates[np.argmax(self.depth[candidates])])
-
     @cached_property
     def graph(self) -> rx.PyDiGraph:
         """rustworkx graph, edges parent -> child; node payload and graph index equal the node index."""

@@ -53,9 +53,9 @@ class Trained:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Trained:
     """Small trained runs for the inference, calibration and evaluation tests, built once per session."""
+    from hier.data.synth import synthesize
     from hier.train.config import resolve_config
     from hier.train.fit import fit
-    from hier.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("inference")
     data = root / "synth"

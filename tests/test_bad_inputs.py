@@ -240,8 +240,8 @@ def test_decompression_bomb_is_refused_in_predictions(world, run_cli, tmp_path):
 
 
 def test_malicious_checkpoint_never_runs(world, tmp_path):
-    from hier.train.runs import load_checkpoint
     from hier.taxo import InputError
+    from hier.train.runs import load_checkpoint
 
     Path(MARKER).unlink(missing_ok=True)
     path = tmp_path / "evil.pt"

@@ -93,26 +93,32 @@ def _cached_torchvision_weights(name: str, enum_name: str):
 
 def load_weights(module, path) -> None:
     """Load a local state dict (torch checkpoint or safetensors) into ``module``, strictly."""
+    import pickle
+
     import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from hier.train.runs import TORCH_LOAD_ERRORS, first_line
 
     path = Path(path)
     if not path.is_file():
         raise InputError("no such weights file", path=path)
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InputError(f"cannot read weights ({type(e).__name__}: {str(e).splitlines()[0][:200]})", path=path) from None
+    except (SafetensorError, pickle.UnpicklingError, *TORCH_LOAD_ERRORS) as e:
+        raise InputError(f"cannot read weights ({type(e).__name__}: {first_line(e, 200)})", path=path) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise InputError(f"not a state dict of weights (holds a {type(state).__name__})", path=path)
     try:
         module.load_state_dict(state)
     except RuntimeError as e:
-        raise InputError(f"weights do not fit the backbone ({str(e).splitlines()[0][:200]})", path=path) from None
+        raise InputError(f"weights do not fit the backbone ({first_line(e, 200)})", path=path) from None
 
 
 @hookimpl

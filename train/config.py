@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
+
 from hier.core.errors import InputError
 from hier.core.files import read_text
 
@@ -38,7 +39,6 @@ DEFAULTS: dict = {
     "train_split": "train",
     "val_split": "val",
     "balanced_sampler": False,
-    "class_weights": False,
     "workers": 0,
     "feature_cache": "auto",  # auto | memory | file | off; auto caches when the backbone is frozen and augment is off
     # optimisation

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from hier.core.errors import InputError
 from hier.train import distributed as dist
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from hier.core.errors import InputError
 from hier.plugins import create_backbone, create_head, create_loss
 from hier.taxo import Taxonomy
-from torch import nn
 
 
 class Embedding(nn.Sequential):

@@ -11,9 +11,11 @@ import io
 import json
 import pickle
 import shutil
+import struct
 from pathlib import Path
 
 import torch
+
 from hier.core.errors import InputError
 from hier.core.files import atomic_write_bytes, atomic_write_text, check_replaceable
 from hier.core.tables import csv_text
@@ -23,6 +25,8 @@ from hier.train import config as cfg
 CONFIG, TAXONOMY, METRICS, WEIGHTS, CALIBRATION, SPLIT = (
     "config.yaml", "taxonomy.json", "metrics.csv", "model.safetensors", "calibration.json", "split.json")
 LAST, BEST = "checkpoints/last.pt", "checkpoints/best.pt"
+# What torch.load raises, besides pickle.UnpicklingError, on a truncated, damaged or foreign file.
+TORCH_LOAD_ERRORS = (OSError, EOFError, RuntimeError, ValueError, KeyError, IndexError, struct.error, AssertionError)
 
 
 def prepare_run_dir(path: Path, *, force: bool) -> Path:
@@ -52,10 +56,14 @@ def load_checkpoint(path: Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise InputError("refused: the checkpoint holds objects beyond plain types and tensors, which could run "
-                         f"code when loaded ({str(e).splitlines()[0][:160]})", path=path) from None
-    except Exception as e:  # truncated or not a checkpoint at all
-        raise InputError(f"not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160]})",
-                         path=path) from None
+                         f"code when loaded ({first_line(e)})", path=path) from None
+    except TORCH_LOAD_ERRORS as e:
+        raise InputError(f"not a readable checkpoint ({type(e).__name__}: {first_line(e)})", path=path) from None
+
+
+def first_line(error: Exception, limit: int = 160) -> str:
+    """The start of an error's message, for a one-line report (some errors have no message)."""
+    return str(error).partition("\n")[0][:limit]
 
 
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
@@ -100,9 +108,10 @@ def check_run_dir(run_dir: str | Path) -> Path:
 
 def load_trained(run_dir: str | Path, device: str | torch.device = "cpu"):
     """(model in eval mode, taxonomy, config) from a run: final weights, else the last checkpoint."""
-    from hier.train.model import build_model
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from hier.train.model import build_model
 
     run_dir = check_run_dir(run_dir)
     config = read_config(run_dir)
@@ -124,8 +133,9 @@ def _load_state(model: torch.nn.Module, state: dict, origin: Path) -> None:
     expected = model.state_dict()
     wrong = [k for k, v in state.items() if k in expected and expected[k].shape != v.shape]
     missing = [k for k in expected if k not in state]
-    if wrong or missing:
+    extra = [k for k in state if k not in expected]
+    if wrong or missing or extra:
         detail = f"shape of {wrong[0]} is {tuple(state[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}" \
-            if wrong else f"missing {missing[0]}"
+            if wrong else f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
         raise InputError(f"the weights do not fit this run's head, backbone and taxonomy ({detail})", path=origin)
     model.load_state_dict(state)

@@ -14,8 +14,19 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from hier.data.images import (IMAGENET_MEAN, IMAGENET_STD, ImageDataset, RandomRotation, UnreadableImage,
-                                border_colour, build_transform, collate_skipping, letterbox, load_image, rotate)
+from hier.data.images import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageDataset,
+    RandomRotation,
+    UnreadableImage,
+    border_colour,
+    build_transform,
+    collate_skipping,
+    letterbox,
+    load_image,
+    rotate,
+)
 
 PHYTO = Path(__file__).parents[1] / "data" / "phytoplankton" / "images"
 

@@ -1,4 +1,4 @@
-"""Dataset readers, label resolution and stratified splits (torch-free module)."""
+"""Dataset readers: class folders, tables, EcoTaxa exports and zips, the same set read each way (torch-free)."""
 
 from __future__ import annotations
 
@@ -11,24 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from hier.data.readers import Sample, read_dataset
-from hier.data.labels import match_labels, resolve_labels, targets
-from hier.data.splits import split_counts, stratified_split
-from hier.data.synth import synthesize
+from hier.core.errors import InputError
+from hier.data.labels import resolve_labels
+from hier.data.readers import read_dataset
 from hier.taxo import Taxonomy
 from hier.taxo.csv_source import build_from_table
-from hier.core.errors import InputError
 
 PHYTO = Path(__file__).parents[1] / "data" / "phytoplankton"
 PNG_1PX = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010800000000"
                         "3a7e9b550000000a49444154789c63600000000200015e0a4f8a0000000049454e44ae426082")
-
-
-@pytest.fixture(scope="session")
-def synth_set(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("synth") / "set"
-    synthesize(out, seed=3, images=200, size=32, unseen=2, workers=1)
-    return out
 
 
 def _touch_images(folder: Path, names) -> None:
@@ -45,30 +36,30 @@ def _by_split(dataset, taxonomy) -> dict[str, list[tuple[str, int]]]:
 # ---- the same synthetic set, read four ways -------------------------------------------------------
 
 
-def test_folder_tree_ecotaxa_tsv_and_lineage_csv_give_the_same_samples(synth_set):
-    taxonomy = Taxonomy.load(synth_set / "taxonomy.json")
-    tree = read_dataset(synth_set)
+def test_folder_tree_ecotaxa_tsv_and_lineage_csv_give_the_same_samples(small_set):
+    taxonomy = Taxonomy.load(small_set / "taxonomy.json")
+    tree = read_dataset(small_set)
     assert tree.kind == "folders" and set(tree.splits) == {"train", "val", "test"}
-    assert tree.ignored == [synth_set / "unseen"]
+    assert tree.ignored == [small_set / "unseen"]
     expected = _by_split(tree, taxonomy)
     assert sum(map(len, expected.values())) == 200
 
-    tsv = read_dataset(synth_set / "ecotaxa_export.tsv")
+    tsv = read_dataset(small_set / "ecotaxa_export.tsv")
     assert tsv.kind == "ecotaxa"
     assert tsv.samples[0].label.startswith(("living>", "not-living>"))  # the hierarchy, not the folder name
     assert _by_split(tsv, taxonomy) == expected
-    assert _by_split(read_dataset(synth_set / "lineage.csv"), taxonomy) == expected
-    assert _by_split(read_dataset(synth_set / "lineage.csv", label_column="lineage"), taxonomy) == expected
+    assert _by_split(read_dataset(small_set / "lineage.csv"), taxonomy) == expected
+    assert _by_split(read_dataset(small_set / "lineage.csv", label_column="lineage"), taxonomy) == expected
 
 
-def test_ecotaxa_zip_reads_like_the_tsv(synth_set, tmp_path, monkeypatch):
+def test_ecotaxa_zip_reads_like_the_tsv(small_set, tmp_path, monkeypatch):
     monkeypatch.setenv("HIER_CACHE", str(tmp_path / "cache"))
     archive = tmp_path / "export.zip"
     with zipfile.ZipFile(archive, "w") as z:
-        for path in sorted(synth_set.rglob("*")):
+        for path in sorted(small_set.rglob("*")):
             if path.is_file() and path.name != "lineage.csv" and "unseen" not in path.parts:
-                z.write(path, f"export/{path.relative_to(synth_set)}")
-    taxonomy = Taxonomy.load(synth_set / "taxonomy.json")
+                z.write(path, f"export/{path.relative_to(small_set)}")
+    taxonomy = Taxonomy.load(small_set / "taxonomy.json")
     zipped = read_dataset(archive)
     assert zipped.kind == "ecotaxa" and zipped.root.is_relative_to(tmp_path / "cache")
 
@@ -76,14 +67,14 @@ def test_ecotaxa_zip_reads_like_the_tsv(synth_set, tmp_path, monkeypatch):
         return {k: sorted((str(Path(p).relative_to(root)), n) for p, n in v)
                 for k, v in _by_split(dataset, taxonomy).items()}
 
-    tsv = read_dataset(synth_set / "ecotaxa_export.tsv")
-    assert relative(zipped, zipped.root / "export") == relative(tsv, synth_set)
+    tsv = read_dataset(small_set / "ecotaxa_export.tsv")
+    assert relative(zipped, zipped.root / "export") == relative(tsv, small_set)
     assert read_dataset(archive).root == zipped.root  # extracted once, then reused
 
 
-def test_unseen_folder_holds_genera_of_the_held_out_species(synth_set):
-    taxonomy = Taxonomy.load(synth_set / "taxonomy.json")
-    unseen = read_dataset(synth_set / "unseen")
+def test_unseen_folder_holds_genera_of_the_held_out_species(small_set):
+    taxonomy = Taxonomy.load(small_set / "taxonomy.json")
+    unseen = read_dataset(small_set / "unseen")
     nodes = resolve_labels(unseen, taxonomy)
     assert len(nodes) == 2
     for label, node in nodes.items():
@@ -222,83 +213,6 @@ def test_zip_members_escaping_the_archive_are_refused(tmp_path, monkeypatch, mem
         read_dataset(archive)
     assert not (tmp_path / "evil.png").exists() and not Path("/tmp/evil.png").exists()
     assert not (tmp_path / "cache").exists()  # refused before anything was extracted
-
-
-# ---- labels ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def small_taxonomy() -> Taxonomy:
-    nodes = [("root", "root", None), ("living", "living", "root"), ("cop", "Copepoda", "living"),
-             ("cal", "Calanus", "cop"), ("cal_f", "Calanus finmarchicus", "cal"), ("egg1", "egg", "cal"),
-             ("oth", "other", "living"), ("egg2", "egg", "oth"), ("nl", "not-living", "root"),
-             ("det", "detritus", "nl")]
-    return Taxonomy([{"id": i, "name": n, "parent": p, "rank": None} for i, n, p in nodes])
-
-
-@pytest.mark.parametrize("label, node", [
-    ("cal_f", "cal_f"),                                         # an id
-    ("root>living>cop>cal", "cal"),                             # a path of ids from the root
-    ("living>Copepoda>Calanus>Calanus finmarchicus", "cal_f"),  # names, without the root
-    ("Calanus>egg", "egg1"),                                    # the trailing part of a lineage
-    ("other>egg", "egg2"),
-    ("Calanus", "cal"),                                         # a unique name, inner node
-    ("Calanus_finmarchicus", "cal_f"),                          # folder style
-    ("DETRITUS", "det"),                                        # folder style ignores case
-])
-def test_labels_resolve_by_id_lineage_or_unique_name(small_taxonomy, label, node):
-    assert resolve_labels([label], small_taxonomy) == {label: small_taxonomy.index(node)}
-
-
-def test_unmatched_and_ambiguous_labels_are_listed(small_taxonomy):
-    match = match_labels(["egg", "Oithona", "Calanus", "Oithona"], small_taxonomy)
-    assert match.nodes == {"Calanus": small_taxonomy.index("cal")}
-    assert match.unmatched == ["Oithona"]
-    assert match.ambiguous == {"egg": [small_taxonomy.index("egg1"), small_taxonomy.index("egg2")]}
-    with pytest.raises(InputError, match=r"2 labels match no single taxonomy node: 'Oithona' \(no node\); "
-                                         r"'egg' \(2 nodes: 'egg1', 'egg2'\)"):
-        resolve_labels([Sample(Path("a.png"), "egg"), Sample(Path("b.png"), "Oithona")], small_taxonomy)
-
-
-def test_targets_are_node_indices(small_taxonomy):
-    samples = [Sample(Path("a"), "Calanus"), Sample(Path("b"), "detritus"), Sample(Path("c"), "Calanus")]
-    nodes = resolve_labels(samples, small_taxonomy)
-    assert targets(samples, nodes).tolist() == [3, 9, 3]
-
-
-# ---- splits ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("n, counts", [(1, [1, 0, 0]), (2, [1, 1, 0]), (3, [1, 1, 1]), (5, [3, 1, 1]),
-                                       (10, [8, 1, 1]), (17, [13, 2, 2]), (100, [80, 10, 10])])
-def test_split_counts(n, counts):
-    assert split_counts(n, (0.8, 0.1, 0.1)) == counts
-
-
-def test_split_counts_skip_splits_with_zero_fraction():
-    assert split_counts(4, (0.9, 0.0, 0.1)) == [3, 0, 1]
-    assert split_counts(7, (0.7, 0.3)) == [5, 2]
-
-
-def test_stratified_split_keeps_rare_classes_in_every_split():
-    sizes = {"common": 500, "rare": 3, "rarer": 2, "single": 1, "mid": 12}
-    samples = [Sample(Path(f"{label}/{k}.png"), label) for label, n in sizes.items() for k in range(n)]
-    splits = stratified_split(samples, (0.8, 0.1, 0.1), seed=1)
-    counts = {name: Counter(s.label for s in members) for name, members in splits.items()}
-    assert counts["train"] == {"common": 400, "rare": 1, "rarer": 1, "single": 1, "mid": 10}
-    assert counts["val"] == {"common": 50, "rare": 1, "rarer": 1, "mid": 1}
-    assert counts["test"] == {"common": 50, "rare": 1, "mid": 1}
-    assert sorted(s.path for m in splits.values() for s in m) == sorted(s.path for s in samples)
-
-
-def test_stratified_split_depends_on_seed_not_on_input_order():
-    samples = [Sample(Path(f"{k:03d}.png"), "ab"[k % 2]) for k in range(60)]
-    first = stratified_split(samples, seed=4)
-    assert stratified_split(samples[::-1], seed=4) == first
-    assert stratified_split(samples, seed=5) != first
-    assert list(stratified_split(samples, (0.75, 0.25))) == ["train", "val"]
-    with pytest.raises(InputError, match="add up to 1"):
-        stratified_split(samples, (0.8, 0.3))
 
 
 # ---- real data ---------------------------------------------------------------------------------

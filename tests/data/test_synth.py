@@ -13,17 +13,21 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from hier.cli.data import app
-from hier.data.synth import (AMBIGUOUS_FRACTION, BRANCHING, NON_LIVING, TRAITS, build_tree, class_order,
-                               class_sizes, draw_object, sample_grid, species_accuracy_bound, synthesize)
-from hier.taxo import Taxonomy
 from hier.core.errors import InputError
-
-
-@pytest.fixture(scope="module")
-def small_set(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("synth") / "set"
-    synthesize(out, seed=1, images=200, size=32, unseen=2, workers=1)
-    return out
+from hier.data.synth import (
+    AMBIGUOUS_FRACTION,
+    BRANCHING,
+    NON_LIVING,
+    TRAITS,
+    build_tree,
+    class_order,
+    class_sizes,
+    draw_object,
+    sample_grid,
+    species_accuracy_bound,
+    synthesize,
+)
+from hier.taxo import Taxonomy
 
 
 def _digest(root: Path) -> dict[str, str]:

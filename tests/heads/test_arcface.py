@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from hier.heads.arcface import angular_margin
-from hier.plugins import create_head
 from hier.core.errors import InputError
+from hier.heads.cosine import angular_margin
+from hier.plugins import create_head
 
 R, A, A1, A2, B = range(5)  # node order of the five-node tree (conftest); leaf columns a1 a2 b
 CENTRE_ANGLES = [0.0, 2 * math.pi / 3, 4 * math.pi / 3]  # a1, a2, b on the unit circle

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hier.plugins import create_loss
 from hier.core.errors import InputError
+from hier.plugins import create_loss
 
 R, A, A1, A2, B = range(5)  # node order of the five-node tree (conftest); leaf columns a1 a2 b
 LEAF_SCORES = [1.0, 2.0, 0.5]

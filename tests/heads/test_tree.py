@@ -1,13 +1,15 @@
-"""The taxonomy as tensors: levels, paths, masks and the consistent roll-ups."""
+"""The taxonomy as tensors: levels, paths, heights, lowest common ancestors, masks and the consistent roll-ups."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 
+from hier.core.errors import InputError
 from hier.heads.tree import TreeTensors
 from hier.taxo import Taxonomy
-from hier.core.errors import InputError
 
 R, A, A1, A2, B = range(5)  # node order of the five-node tree (conftest)
 
@@ -25,8 +27,30 @@ def test_levels_move_short_leaves_down(tree):
     assert tree.lineage.tolist() == [[R, R, R], [R, A, A], [R, A, A1], [R, A, A2], [R, B, B]]
 
 
-def test_widths(tree):
+def test_widths_and_columns(tree):
     assert (tree.width("leaf"), tree.width("node"), tree.width("level")) == (3, 5, 5)
+    assert tree.columns("leaf").tolist() == [A1, A2, B]
+    assert tree.columns("level").tolist() == [A, B, A1, A2, B]
+
+
+def test_height_and_information(tree):
+    # height: edges down to the deepest leaf below; information: log2(3 leaves / leaves under the node)
+    assert tree.height.tolist() == [2, 1, 0, 0, 0]
+    assert tree.information.tolist() == pytest.approx([0, math.log2(3 / 2), math.log2(3), math.log2(3), math.log2(3)])
+
+
+def test_lca_of_pairs(tree):
+    a, b = torch.tensor([A1, A1, A1, A2, B, R]), torch.tensor([A2, B, A, A2, B, A1])
+    assert tree.lca(a, b).tolist() == [A, R, A, A2, B, R]
+
+
+def test_lca_table(tree):
+    # rows: r a a1 a2 b; columns: the leaves a1 a2 b
+    assert tree.lca_table(torch.arange(5), tree.leaves).tolist() == [
+        [R, R, R], [A, A, R], [A1, A, R], [A, A2, R], [R, R, B]]
+    # the table agrees with the element-wise lca on every pair
+    a, b = torch.arange(5).repeat_interleave(5), torch.arange(5).repeat(5)
+    assert tree.lca_table(torch.arange(5), torch.arange(5)).flatten().tolist() == tree.lca(a, b).tolist()
 
 
 def test_sum_up_by_hand(tree):

@@ -1,15 +1,17 @@
-"""The Clopper-Pearson bound, the temperature fit, the threshold table's guarantee, and the calibration file."""
+"""The temperature fit, the threshold table's guarantee, the calibration file and the answer rule it gives."""
 
+import csv
 import json
-import math
 
 import pytest
 import torch
 
-from hier.infer import calibration as cal
-from hier.metrics import hierarchical as M
 from hier.heads.tree import TreeTensors
+from hier.infer import calibration as cal
+from hier.infer.predict import predict
+from hier.metrics.decode import at_confidence, is_correct, operating_curve
 from hier.taxo import InputError, Taxonomy
+from hier.train import runs
 
 ROOT, A, C, A1, A2, X, Y = range(7)
 LEAVES = torch.tensor([C, A1, X, Y])
@@ -20,46 +22,6 @@ def taxonomy():
     return Taxonomy([{"id": "root", "parent": None}, {"id": "A", "parent": "root"}, {"id": "c", "parent": "root"},
                      {"id": "a1", "parent": "A"}, {"id": "a2", "parent": "A"}, {"id": "x", "parent": "a2"},
                      {"id": "y", "parent": "a2"}])
-
-
-# ---- the bound ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("k, n, expected", [
-    (10, 10, 0.05 ** (1 / 10)),  # all correct: delta ** (1 / n) = 0.7411
-    (95, 100, 0.89775),          # P(X >= 95 | n = 100, p = 0.89775) = 0.0500
-    (5, 10, 0.22244),            # the Beta(5, 6) quantile at 0.05
-    (0, 10, 0.0),
-])
-def test_clopper_pearson_lower_bound_known_values(k, n, expected):
-    assert cal.clopper_pearson_lower(k, n, 0.05) == pytest.approx(expected, abs=5e-5)
-
-
-def test_clopper_pearson_upper_bound_mirrors_the_lower():
-    assert cal.clopper_pearson_upper(0, 10, 0.05) == pytest.approx(1 - 0.05 ** (1 / 10))
-    assert cal.clopper_pearson_upper(5, 100, 0.05) == pytest.approx(1 - 0.89775, abs=5e-5)
-    assert cal.clopper_pearson_upper(10, 10, 0.05) == 1.0
-
-
-def test_clopper_pearson_bound_solves_the_tail_equation():
-    bound = cal.clopper_pearson_lower(870, 1000, 0.05)
-    assert cal.log_upper_tail(870, 1000, bound) == pytest.approx(math.log(0.05), abs=1e-6)
-    assert cal.clopper_pearson_lower(870, 1000, 0.01) < bound < 0.87
-
-
-@pytest.mark.parametrize("n", [10, 59, 300, 2000])
-@pytest.mark.parametrize("level", [0.5, 0.8, 0.9, 0.95, 0.99])
-def test_minimum_correct_is_the_first_count_whose_bound_reaches_the_level(n, level):
-    k = cal.minimum_correct(n, level, 0.05)
-    if k <= n:
-        assert cal.clopper_pearson_lower(k, n, 0.05) >= level
-    if 0 < k:
-        assert cal.clopper_pearson_lower(min(k, n + 1) - 1, n, 0.05) < level
-
-
-def test_minimum_correct_impossible_levels():
-    assert cal.minimum_correct(10, 0.75, 0.05) == 11  # 10 of 10 gives only 0.7411
-    assert cal.minimum_correct(59, 0.95, 0.05) == 59  # 0.05 ** (1/59) = 0.9505
 
 
 # ---- temperature --------------------------------------------------------------------------------
@@ -99,7 +61,7 @@ def draw(n: int, generator: torch.Generator, sharpen: float = 3.0):
 
 
 def true_correct(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensors, threshold: float) -> float:
-    return M.at_confidence(probs, targets, tree, threshold)["correct"]
+    return at_confidence(probs, targets, tree, threshold)["correct"]
 
 
 def test_uncalibrated_thresholds_break_the_promise(taxonomy):
@@ -122,7 +84,7 @@ def test_threshold_table_keeps_its_promise_on_new_data(taxonomy):
             assert e["lower_bound"] >= e["level"] and e["correct"] >= e["lower_bound"]
             chosen.append((e["level"], e["threshold"]))
     test_probs, test_targets = draw(20_000, torch.Generator().manual_seed(1))
-    on_test = M.operating_curve(test_probs, test_targets, tree, torch.tensor([t for _, t in chosen]))["correct"]
+    on_test = operating_curve(test_probs, test_targets, tree, torch.tensor([t for _, t in chosen]))["correct"]
     misses = {level: sum(c < level for (lv, _), c in zip(chosen, on_test) if lv == level) for level in levels}
     # each entry may fail with probability at most 0.05: more than 3 failures in 12 draws has odds of 0.002
     assert all(count <= 3 for count in misses.values()), misses
@@ -140,7 +102,7 @@ def test_threshold_table_is_monotone_and_uncertifiable_levels_have_none(taxonomy
     assert all(e["threshold"] is None for e in table if e["level"] > 0.93)
 
 
-# ---- the calibration file and what predict decodes with ---------------------------------------
+# ---- the calibration file and the answer rule ---------------------------------------------------
 
 
 @pytest.fixture
@@ -165,38 +127,65 @@ def entry(level, threshold):
             "information_recall": None}
 
 
-def test_decoding_maps_a_confidence_to_the_smallest_level_at_or_above_it(run_dir):
+def test_answer_rule_maps_a_confidence_to_the_smallest_level_at_or_above_it(run_dir):
     stored(run_dir, [entry(0.89, 0.61), entry(0.9, 0.7), entry(0.91, 0.75), entry(0.92, None)])
     assert json.loads((run_dir / "calibration.json").read_text())["format"] == "hier-calibration"
-    d = cal.decoding(run_dir, 0.9)
+    d = cal.answer_rule(run_dir, 0.9)
     assert (d.calibrated, d.level, d.threshold, d.temperature) == (True, 0.9, 0.7, 1.7)
-    assert cal.decoding(run_dir, 0.905).threshold == 0.75  # conservative: the next level up
+    assert cal.answer_rule(run_dir, 0.905).threshold == 0.75  # conservative: the next level up
     assert "calibration.json" in d.describe() and "0.700" in d.describe()
     with pytest.raises(InputError, match="cannot certify confidence 0.92"):
-        cal.decoding(run_dir, 0.915)
+        cal.answer_rule(run_dir, 0.915)
     with pytest.raises(InputError, match="stops at confidence 0.92"):
-        cal.decoding(run_dir, 0.95)
-    plain = cal.decoding(run_dir, 0.9, use_calibration=False)
+        cal.answer_rule(run_dir, 0.95)
+    plain = cal.answer_rule(run_dir, 0.9, use_calibration=False)
     assert (plain.calibrated, plain.threshold, plain.temperature) == (False, 0.9, 1.0)
 
 
-def test_decoding_without_calibration_and_bad_confidences(run_dir):
-    d = cal.decoding(run_dir, 0.8)
+def test_answer_rule_without_calibration_and_bad_confidences(run_dir):
+    d = cal.answer_rule(run_dir, 0.8)
     assert (d.calibrated, d.threshold, d.temperature) == (False, 0.8, 1.0) and "uncalibrated" in d.describe()
     for bad in (0.0, -0.1, 1.01):
         with pytest.raises(InputError, match="--confidence must be in"):
-            cal.decoding(run_dir, bad)
-    assert cal.decoding(run_dir, 1.0).threshold == 1.0
+            cal.answer_rule(run_dir, bad)
+    assert cal.answer_rule(run_dir, 1.0).threshold == 1.0
 
 
 def test_calibration_of_other_weights_is_refused(run_dir):
     stored(run_dir, [entry(0.9, 0.7)])
     (run_dir / "model.safetensors").write_bytes(b"retrained")
     with pytest.raises(InputError, match="other weights"):
-        cal.decoding(run_dir, 0.9)
+        cal.answer_rule(run_dir, 0.9)
 
 
 def test_unreadable_calibration_file(run_dir):
     (run_dir / "calibration.json").write_text("{}")
     with pytest.raises(InputError, match="not a readable calibration file"):
-        cal.decoding(run_dir, 0.9)
+        cal.answer_rule(run_dir, 0.9)
+
+
+# ---- end to end ---------------------------------------------------------------------------------
+
+
+def test_calibrate_then_predict_uses_the_table(trained, run_copy, tmp_path):
+    run = run_copy("classifier")
+    calibration = cal.calibrate(run, trained.data, progress=False)
+    val = sorted((trained.data / "val").rglob("*.png"))
+    assert calibration.n == len(val) and calibration.split == "val" and len(calibration.table) == 50
+    assert calibration.temperature > 0 and calibration.loss_after <= calibration.loss_before
+    stored = json.loads((run / "calibration.json").read_text())
+    assert stored["table"] == calibration.table and stored["delta"] == 0.05
+    level = calibration.highest_certified
+    assert level is not None  # the threshold 1.000 answers the root: always correct
+    rule = cal.answer_rule(run, level)
+    assert rule.calibrated and rule.threshold == calibration.entry(level)["threshold"]
+    out = tmp_path / "p.csv"
+    predict(run, val, rule, out=out, progress=False)
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    taxonomy = runs.load_trained(run)[1]
+    targets = [taxonomy.index(p.parent.name) for p in val]
+    answered = [taxonomy.index(r["node_id"]) for r in rows]
+    tree = TreeTensors(taxonomy)
+    correct = is_correct(torch.tensor(answered), torch.tensor(targets), tree).float().mean().item()
+    assert correct == pytest.approx(calibration.entry(level)["correct"])  # the same split, the same answers

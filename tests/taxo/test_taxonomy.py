@@ -27,13 +27,10 @@ def test_arrays_follow_file_order():
     assert t.leaf_position.tolist() == [-1, -1, 0, 1, 2]
 
 
-def test_ancestors_and_lca():
+def test_ancestors_and_lineage():
     t = tree("r>a", "r>b", "a>a1", "a>a2", "b>b1")
     a = t.ancestor_matrix
     assert a[t.index("a1")].nonzero()[0].tolist() == [0, 1, 3]
-    assert t.lca(t.index("a1"), t.index("a2")) == t.index("a")
-    assert t.lca(t.index("a1"), t.index("b1")) == t.root
-    assert t.lca(t.index("a1"), t.index("a")) == t.index("a")
     assert [t.ids[i] for i in t.lineage(t.index("b1"))] == ["r", "b", "b1"]
     assert t.path_ids(t.index("a2")) == "r>a>a2"
 

@@ -57,3 +57,14 @@ def test_weights_errors(tmp_path, monkeypatch):
     truncated.write_bytes(wrong.read_bytes()[:100])
     with pytest.raises(InputError, match="cut.pth: cannot read weights"):
         create_backbone("resnet18", weights=str(truncated))
+
+
+def test_weights_files_that_hold_no_state_dict(tmp_path):
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty.pth: cannot read weights \(EOFError"):
+        create_backbone("smallcnn", weights=str(empty))
+    listed = tmp_path / "list.pth"
+    torch.save([torch.zeros(2)], listed)
+    with pytest.raises(InputError, match=r"list.pth: not a state dict of weights \(holds a list\)"):
+        create_backbone("smallcnn", weights=str(listed))

@@ -1,7 +1,7 @@
 import pytest
 
-from hier.train.config import DEFAULTS, changed_keys, head_defaults, parse_set, resolve_config
 from hier.taxo import InputError
+from hier.train.config import DEFAULTS, changed_keys, head_defaults, parse_set, resolve_config
 
 
 def test_layers_apply_in_order(tmp_path):

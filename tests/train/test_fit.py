@@ -9,10 +9,10 @@ import sys
 import pytest
 import torch
 
+from hier.taxo import InputError
 from hier.train import runs
 from hier.train.config import resolve_config
 from hier.train.fit import fit
-from hier.taxo import InputError
 
 TIMING = ("seconds", "images_per_s")
 
@@ -134,12 +134,12 @@ def test_two_gloo_processes_match_one_process(synth_dataset, backbone_weights, t
 
 def test_out_of_gpu_memory_names_the_batch_size_to_try(synth_dataset, tmp_path, monkeypatch):
     # No GPU here: the out-of-memory error a CUDA device would raise is simulated in the training step.
-    import hier.train.fit as fit_module
+    import hier.train.epoch as epoch_module
     from hier.taxo import HierError
 
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(fit_module, "_train_epoch", out_of_memory)
+    monkeypatch.setattr(epoch_module, "train_epoch", out_of_memory)
     with pytest.raises(HierError, match="out of GPU memory at batch size 16; try --batch-size 8"):
         fit(synth_dataset, synth_dataset / "taxonomy.json", small(), tmp_path / "oom")

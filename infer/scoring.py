@@ -1,0 +1,132 @@
+"""Scores of a list of images, batch by batch, and the held-out split a run is calibrated or evaluated on.
+
+Unreadable files are skipped by the loader; every batch says which of its samples could be read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hier.core.errors import InputError
+from hier.core.progress import Progress
+from hier.data.images import (
+    ImageDataset,
+    UnreadableImage,
+    build_transform,
+    collate_skipping,
+    load_image,
+)
+from hier.data.labels import resolve_labels
+from hier.data.readers import Dataset, Sample, read_dataset
+from hier.data.splits import saved_split
+from hier.taxo import Taxonomy
+from hier.train import runs
+from hier.train.device import autocast
+
+
+def score_batches(model, paths: Sequence[Path], config: dict, device: torch.device, *,
+                  batch_size: int | None = None, workers: int | None = None,
+                  progress: Progress | None = None, what: str = "images"
+                  ) -> Iterator[tuple[range, torch.Tensor, torch.Tensor | None]]:
+    """Yields (span, readable, scores) per batch, in order: the sample indices of the batch, those that
+    could be read, and their scores [len(readable), width] on ``device`` (None when none could be read)."""
+    batch_size = batch_size or config["batch_size"]
+    data = ImageDataset(paths, transform=build_transform(config["image_size"], train=False,
+                                                         keep_size=config["keep_size"]), return_index=True)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=collate_skipping,
+                                         num_workers=config["workers"] if workers is None else workers,
+                                         pin_memory=device.type == "cuda")
+    task = progress.add(what, total=len(data)) if progress else None
+    for number, batch in enumerate(loader):
+        span = range(number * batch_size, min((number + 1) * batch_size, len(data)))
+        if batch is None:
+            yield span, torch.empty(0, dtype=torch.long), None
+        else:
+            images, _, readable = batch
+            with torch.no_grad(), autocast(device, config):
+                scores = model(images.to(device, non_blocking=True))
+            yield span, readable, scores.float()
+        if progress:
+            progress.advance(task, len(span), images=len(span))
+    if progress:
+        progress.done(task)
+
+
+def unreadable_reason(path: Path) -> str:
+    """Why an image the loader skipped cannot be read (decoded again, once, for the message)."""
+    try:
+        load_image(path)
+    except UnreadableImage as e:
+        return str(e).removeprefix(f"{path}: ")
+    return "could not be read"
+
+
+@dataclass
+class Scored:
+    scores: torch.Tensor  # [n readable, width], on the CPU
+    targets: torch.Tensor  # [n readable]
+    unreadable: list[Path]
+
+
+def score_samples(model, samples: Sequence[Sample], taxonomy: Taxonomy, config: dict, device, *,
+                  batch_size: int | None = None, workers: int | None = None,
+                  progress: Progress | None = None, what: str = "images") -> Scored:
+    """Scores and node targets of every readable sample (calibration and evaluation hold them all)."""
+    nodes = resolve_labels(samples, taxonomy)
+    paths = [s.path for s in samples]
+    targets = torch.tensor([nodes[s.label] for s in samples], dtype=torch.long)
+    scores, kept, unreadable = [], [], []
+    for span, readable, batch_scores in score_batches(model, paths, config, device, batch_size=batch_size,
+                                                      workers=workers, progress=progress, what=what):
+        unreadable += [paths[i] for i in sorted(set(span) - set(readable.tolist()))]
+        if batch_scores is not None:
+            scores.append(batch_scores.cpu())
+            kept.append(targets[readable])
+    if not scores:
+        raise InputError(f"none of the {len(paths)} {what} could be read")
+    return Scored(torch.cat(scores), torch.cat(kept), unreadable)
+
+
+@torch.no_grad()
+def node_probabilities(model, scores: torch.Tensor, temperature: float, device, rows: int = 8192) -> torch.Tensor:
+    """Probabilities of ``scores / temperature`` on the CPU, computed on ``device`` a chunk at a time."""
+    return torch.cat([model.node_probabilities(chunk.to(device) / temperature).float().cpu()
+                      for chunk in scores.split(rows)])
+
+
+# ---- held-out splits ----------------------------------------------------------------------------
+
+
+def dataset_of(run_dir: Path, dataset, command: str) -> Path:
+    """The dataset given, else the one the run was trained on (``hier fit`` records it in the config)."""
+    if dataset is not None:
+        return Path(dataset)
+    recorded = runs.read_config(run_dir).get("dataset")
+    if not recorded:
+        raise InputError(f"this run does not record its dataset; give it: hier {command} RUN_DIR DATASET",
+                         path=run_dir)
+    return Path(recorded)
+
+
+def held_out_split(run_dir: Path, dataset_path, split: str | None, default: str) -> tuple[list[Sample], str, Dataset]:
+    """The samples to calibrate or evaluate on, the split's name, and the dataset read.
+
+    A dataset with its own splits gives ``split`` (else ``default``). A dataset without splits gives the
+    run's saved split of that name (``split.json``, written by ``hier fit`` on that dataset) when every
+    image of it is in the dataset, else all of its images (a dataset the run never saw).
+    """
+    dataset = read_dataset(dataset_path)
+    name = split or default
+    if dataset.has_splits:
+        return dataset.split(name), name, dataset
+    saved = saved_split(run_dir / runs.SPLIT, dataset, name) if name != "all" else None
+    if saved is not None:
+        return saved, name, dataset
+    if split not in (None, "all"):
+        raise InputError(f"no split {split!r}: the dataset has no splits and the run saved none of that name "
+                         "(leave out --split to use all of it)", path=dataset_path)
+    return dataset.samples, "all", dataset

@@ -1,0 +1,62 @@
+"""``hier evaluate`` end to end on small trained runs, and its metrics from node probabilities."""
+
+import json
+
+import pytest
+import torch
+
+from hier.heads.tree import TreeTensors
+from hier.infer import evaluate as evaluation
+from hier.metrics.decode import at_confidence, curve_area, operating_curve
+from hier.taxo import InputError
+from hier.train import runs
+
+
+def test_evaluate_writes_every_metric_and_the_plot(trained, run_copy, tmp_path):
+    run = run_copy("spheremulti")
+    plot = tmp_path / "curve.png"
+    result = evaluation.evaluate(run, trained.data, confidence=0.8, plot=plot, progress=False)
+    for key in ("leaf_accuracy", "leaf_top5_accuracy", "balanced_accuracy", "hierarchical_precision",
+                "hierarchical_recall", "hierarchical_f1", "hierarchical_f1_macro", "mistake_severity",
+                "hierarchical_distance_at_1", "hierarchical_distance_at_5", "correct_at_confidence",
+                "mean_depth_at_confidence", "information_recall_at_confidence", "operating_curve_area",
+                "information_recall_at_correct_90", "information_recall_at_correct_95", "ece", "ece_per_level",
+                "violation_rate", "per_level", "per_class_recall", "at_levels", "operating_curve", "unseen"):
+        assert key in result, key
+    assert result["split"] == "test" and result["images"] == len(list((trained.data / "test").rglob("*.png")))
+    assert (result["calibrated"], result["threshold"], result["temperature"]) == (False, 0.8, 1.0)
+    assert set(result["at_levels"]) == {"0.8", "0.9", "0.95"}
+    assert result["at_levels"]["0.8"]["correct"] == pytest.approx(result["correct_at_confidence"])
+    assert result["correct_at_confidence"] <= result["correct_at_confidence_upper_bound"] <= 1
+    assert result["violation_rate"] == 0.0  # the max-constraint keeps sigmoid heads consistent
+    assert 0 <= result["operating_curve_area"] <= 1
+    assert set(result["per_level"]) == {"1", "2", "3", "4"}
+    unseen = result["unseen"]
+    assert unseen["images"] == len(list((trained.data / "unseen").rglob("*.png"))) and unseen["images"] > 0
+    assert unseen["at_known_ancestor"] + unseen["in_wrong_leaf"] + unseen["elsewhere"] == pytest.approx(1)
+    assert json.loads((run / evaluation.EVALUATION).read_text()) == json.loads(json.dumps(result))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_probabilities_matches_the_metric_functions(trained):
+    taxonomy = runs.load_trained(trained.runs["classifier"])[1]
+    tree = TreeTensors(taxonomy)
+    g = torch.Generator().manual_seed(0)
+
+    probs = TreeTensors(taxonomy).sum_up(torch.randn(300, len(taxonomy.leaves), generator=g).mul(3).softmax(-1))
+    targets = torch.as_tensor(taxonomy.leaves)[torch.randint(0, len(taxonomy.leaves), (300,), generator=g)]
+    result = evaluation.evaluate_probabilities(probs, targets, taxonomy, 0.7, level_thresholds={0.9: 0.85})
+    assert result["correct_at_confidence"] == pytest.approx(at_confidence(probs, targets, tree, 0.7)["correct"])
+    assert result["at_levels"]["0.9"]["threshold"] == 0.85
+    full = operating_curve(probs, targets, tree)
+    assert result["operating_curve_area"] == pytest.approx(curve_area(full))
+    assert len(result["operating_curve"]["threshold"]) == min(len(full["threshold"]), evaluation.CURVE_POINTS)
+
+
+def test_bad_plot_paths_are_refused_before_any_work(trained, tmp_path):
+    run = trained.runs["classifier"]
+    with pytest.raises(InputError, match="must end in .png, .svg or .pdf"):
+        evaluation.evaluate(run, trained.data, plot=tmp_path / "curve.txt", progress=False)
+    with pytest.raises(InputError, match="does not exist"):
+        evaluation.evaluate(run, trained.data, plot=tmp_path / "missing" / "curve.png", progress=False)
+    assert not (run / evaluation.EVALUATION).exists()

@@ -1,0 +1,44 @@
+"""One-sided Clopper-Pearson bounds and the fewest correct answers that reach a level."""
+
+import math
+
+import pytest
+
+from hier.metrics import bounds as B
+
+
+@pytest.mark.parametrize("k, n, expected", [
+    (10, 10, 0.05 ** (1 / 10)),  # all correct: delta ** (1 / n) = 0.7411
+    (95, 100, 0.89775),          # P(X >= 95 | n = 100, p = 0.89775) = 0.0500
+    (5, 10, 0.22244),            # the Beta(5, 6) quantile at 0.05
+    (0, 10, 0.0),
+])
+def test_clopper_pearson_lower_bound_known_values(k, n, expected):
+    assert B.clopper_pearson_lower(k, n, 0.05) == pytest.approx(expected, abs=5e-5)
+
+
+def test_clopper_pearson_upper_bound_mirrors_the_lower():
+    assert B.clopper_pearson_upper(0, 10, 0.05) == pytest.approx(1 - 0.05 ** (1 / 10))
+    assert B.clopper_pearson_upper(5, 100, 0.05) == pytest.approx(1 - 0.89775, abs=5e-5)
+    assert B.clopper_pearson_upper(10, 10, 0.05) == 1.0
+
+
+def test_clopper_pearson_bound_solves_the_tail_equation():
+    bound = B.clopper_pearson_lower(870, 1000, 0.05)
+    assert B.log_upper_tail(870, 1000, bound) == pytest.approx(math.log(0.05), abs=1e-6)
+    assert B.clopper_pearson_lower(870, 1000, 0.01) < bound < 0.87
+
+
+@pytest.mark.parametrize("n", [10, 59, 300, 2000])
+@pytest.mark.parametrize("level", [0.5, 0.8, 0.9, 0.95, 0.99])
+def test_minimum_correct_is_the_first_count_whose_bound_reaches_the_level(n, level):
+    k = B.minimum_correct(n, level, 0.05)
+    if k <= n:
+        assert B.clopper_pearson_lower(k, n, 0.05) >= level
+    if 0 < k:
+        assert B.clopper_pearson_lower(min(k, n + 1) - 1, n, 0.05) < level
+
+
+def test_minimum_correct_impossible_levels():
+    assert B.minimum_correct(10, 0.75, 0.05) == 11  # 10 of 10 gives only 0.7411
+    assert B.minimum_correct(59, 0.95, 0.05) == 59  # 0.05 ** (1/59) = 0.9505

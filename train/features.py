@@ -1,0 +1,84 @@
+"""The frozen-backbone feature cache: the backbone runs once, the embedding block and head train on its output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from hier.core.errors import InputError
+from hier.core.progress import Progress
+from hier.data.images import ImageDataset, collate_skipping
+from hier.train import distributed as dist
+from hier.train import runs
+from hier.train.device import autocast
+from hier.train.model import backbone_is_frozen
+
+
+def use_feature_cache(config: dict) -> bool:
+    mode = config["feature_cache"]
+    if mode == "off":
+        return False
+    frozen = backbone_is_frozen(config)
+    if mode == "auto":
+        return frozen and not config["augment"]
+    if not frozen:
+        raise InputError("feature_cache needs a frozen backbone (the features change while it trains)",
+                         where="feature_cache")
+    return True
+
+
+def cache_key(images: ImageDataset, config: dict) -> str:
+    """Names the features of these image files (path, size, mtime) under this backbone, weights and size."""
+    h = hashlib.sha1()
+    for p in images.paths:
+        stat = p.stat() if p.exists() else None
+        h.update(f"{p}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}\n".encode())
+    h.update(json.dumps([config[k] for k in ("backbone", "backbone_options", "weights", "image_size",
+                                             "keep_size")], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def compute_features(backbone: nn.Module, images: ImageDataset, config: dict, device: torch.device,
+                     progress: Progress, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backbone features of every readable image, in eval mode; returns (features, targets)."""
+    loader = torch.utils.data.DataLoader(images, batch_size=config["batch_size"], num_workers=config["workers"],
+                                         collate_fn=collate_skipping, pin_memory=device.type == "cuda")
+    was_training = backbone.training
+    backbone.eval()
+    features, kept = [], []
+    task = progress.add(f"features {what}", total=len(images))
+    for batch in loader:
+        progress.advance(task, config["batch_size"])
+        if batch is None:
+            continue
+        x, target = batch
+        with autocast(device, config):
+            features.append(backbone(x.to(device, non_blocking=True)).float().cpu())
+        kept.append(target)
+    progress.done(task)
+    backbone.train(was_training)
+    images.warn_skipped()
+    if not features:
+        raise InputError(f"no readable image in the {what} split")
+    return torch.cat(features), torch.cat(kept)
+
+
+def cached_features(backbone: nn.Module, images: ImageDataset, config: dict, device: torch.device, run_dir: Path,
+                    progress: Progress, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features from memory (computed now) or from a file in the run directory keyed by data and backbone."""
+    if config["feature_cache"] != "file":
+        return compute_features(backbone, images, config, device, progress, what)
+    path = run_dir / "cache" / f"features-{what}-{cache_key(images, config)}.pt"
+    if path.exists():
+        stored = torch.load(path, weights_only=True)
+        return stored["features"], stored["targets"]
+    features, kept = compute_features(backbone, images, config, device, progress, what)
+    if dist.is_main():
+        path.parent.mkdir(exist_ok=True)
+        runs.save_checkpoint(path, {"features": features, "targets": kept})
+    return features, kept
