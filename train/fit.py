@@ -167,12 +167,15 @@ def _train(state: TrainState) -> None:
         for epoch in range(state.epoch, config["epochs"]):
             row = run_epoch(state, epoch)
             progress.advance(task)
-            if not dist.is_main():
-                continue
-            stale = 0 if _record(state, row) else stale + 1
-            progress.print(epoch_line(row, config["epochs"]))
-            if config["early_stopping"] and stale >= config["early_stopping"]:
-                progress.print(f"early stop: no better {config['best_metric']} for {stale} epochs")
+            stop = False
+            if dist.is_main():
+                stale = 0 if _record(state, row) else stale + 1
+                progress.print(epoch_line(row, config["epochs"]))
+                stop = bool(config["early_stopping"]) and stale >= config["early_stopping"]
+                if stop:
+                    progress.print(f"early stop: no better {config['best_metric']} for {stale} epochs")
+            # rank 0 decides; every rank must leave the loop with it, or the others wait forever
+            if dist.all_reduce_sum(torch.tensor(float(stop), device=state.device)).item():
                 break
     except KeyboardInterrupt:
         if dist.is_main():

@@ -143,3 +143,13 @@ def test_out_of_gpu_memory_names_the_batch_size_to_try(synth_dataset, tmp_path, 
     monkeypatch.setattr(epoch_module, "train_epoch", out_of_memory)
     with pytest.raises(HierError, match="out of GPU memory at batch size 16; try --batch-size 8"):
         fit(synth_dataset, synth_dataset / "taxonomy.json", small(), tmp_path / "oom")
+
+
+def test_early_stopping_stops_when_the_best_metric_stalls(synth_dataset, tmp_path, monkeypatch):
+    from hier.train import fit as fit_module
+
+    real_record = fit_module._record
+    monkeypatch.setattr(fit_module, "_record", lambda state, row: real_record(state, row) and False)  # never better
+    run_dir = tmp_path / "run"
+    fit(synth_dataset, synth_dataset / "taxonomy.json", small(epochs=5, sets={"early_stopping": 2}), run_dir)
+    assert [r["epoch"] for r in metric_rows(run_dir)] == [1, 2]
