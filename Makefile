@@ -7,10 +7,10 @@ WORDNET_DB := /usr/share/wordnet/data.noun
 
 .PHONY: demo test bench wordnet install clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# torch and torchvision are pinned in pyproject; pip takes them from the machine's wheel cache when it has them
-	$(PY) -m pip install -q -e '.[dev]'
+	# constraints.txt pins the tested torch and torchvision; pip takes them from the machine's wheel cache when it has them
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

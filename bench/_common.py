@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -41,3 +44,24 @@ def machine() -> str:
 
     return (f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads")
+
+
+# The process reports its own peak resident memory as it exits.
+PREDICT = """
+import atexit, resource, sys
+atexit.register(lambda: print("PEAK_KIB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))
+from hier.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_predict(run_dir: Path, images: Path, out: Path) -> tuple[float, float]:
+    """(seconds, peak MiB) of one `hier predict` process."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", PREDICT, "predict", str(run_dir), str(images),
+                           "--confidence", "0.9", "-o", str(out), "--force"], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(done.stderr)
+    peak_kib = int(done.stderr.rsplit("PEAK_KIB", 1)[1].split()[0])
+    return seconds, peak_kib / 1024

@@ -13,7 +13,7 @@ cd "$WORK"
 [ -d fresh ] || "$H" data synth fresh --images 4000 --size 32 --unseen 3 --seed 1 > /dev/null
 echo "head                T       leaf   correct at 0.8 / 0.9 / 0.95 (upper bound) on fresh images"
 for head in classifier arcface spheremulti spheremultihier arcface-multihead; do
-  [ -f "runs/$head/model.safetensors" ] || "$H" fit synth --taxonomy synth/taxonomy.json --head "$head" --epochs 4 \
+  [ -f "runs/$head/model.safetensors" ] || "$H" fit synth --taxonomy synth/taxonomy.json --head "$head" --backbone smallcnn --epochs 4 \
       --image-size 32 --batch-size 64 --set backbone_options.width=16 --out "runs/$head" --force > /dev/null 2>&1
   "$H" calibrate "runs/$head" synth > /dev/null 2>&1
   "$H" evaluate "runs/$head" fresh --split train --json 2> /dev/null > "runs/$head.fresh.json"

@@ -75,8 +75,9 @@ def main() -> None:
     from hier.train.config import resolve_config
 
     data = synthetic(args.images, args.image_size)
-    config = resolve_config(flags={"head": "classifier", "epochs": args.epochs, "image_size": args.image_size,
-                                   "batch_size": 64}, sets=["grad_clip=0"])
+    config = resolve_config(flags={"head": "classifier", "backbone": "smallcnn", "epochs": args.epochs,
+                                   "image_size": args.image_size, "batch_size": 64},
+                            sets=["grad_clip=0", "channels_last=false"])
     work = Path(tempfile.mkdtemp(prefix="hier-bench-fit-"))
     bare, ours = [], []
     for r in range(args.rounds):

@@ -61,8 +61,8 @@ def main() -> None:
           f"{args.epochs} epochs; test split, balanced accuracy per depth / chance; {machine()}")
     for head in HEADS:
         start = time.perf_counter()
-        hier("fit", data, "--taxonomy", data / "taxonomy.json", "--head", head, "--epochs", args.epochs,
-             "--image-size", args.image_size, "-o", work / head)
+        hier("fit", data, "--taxonomy", data / "taxonomy.json", "--head", head, "--backbone", "smallcnn",
+             "--epochs", args.epochs, "--image-size", args.image_size, "-o", work / head)
         seconds = time.perf_counter() - start
         report = json.loads(hier("evaluate", work / head, data, "--uncalibrated", "--json"))
         print(f"{head:18} {seconds:5.0f}s  " + level_line(work / head, report))

@@ -11,33 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import machine, synthetic
-
-# The process reports its own peak resident memory as it exits.
-PREDICT = """
-import atexit, resource, sys
-atexit.register(lambda: print("PEAK_KIB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))
-from hier.cli.main import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def run_predict(run_dir: Path, images: Path, out: Path) -> tuple[float, float]:
-    """(seconds, peak MiB) of one `hier predict` process."""
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", PREDICT, "predict", str(run_dir), str(images),
-                           "--confidence", "0.9", "-o", str(out), "--force"], capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(done.stderr)
-    peak_kib = int(done.stderr.rsplit("PEAK_KIB", 1)[1].split()[0])
-    return seconds, peak_kib / 1024
+from _common import machine, run_predict, synthetic
 
 
 def main() -> None:
@@ -52,7 +29,8 @@ def main() -> None:
     largest = max(args.sizes)
     data = synthetic(largest + largest // 4, args.image_size)
     work = Path(tempfile.mkdtemp(prefix="hier-bench-predict-"))
-    config = resolve_config(flags={"head": "classifier", "epochs": 1, "image_size": args.image_size})
+    config = resolve_config(flags={"head": "classifier", "backbone": "smallcnn", "epochs": 1,
+                                   "image_size": args.image_size}, sets=["channels_last=false"])
     fit(data, data / "taxonomy.json", config, work / "run")
     pool = sorted(p for split in ("train", "val", "test") for p in (data / split).rglob("*.png"))
     print(f"hier predict, smallcnn at {args.image_size}px, CSV output; {machine()}")

@@ -47,7 +47,7 @@ def command(run_cli):
         step("1. a synthetic plankton benchmark whose images carry the taxonomy in their pixels",
              "data", "synth", data, "--images", images, "--size", 48, "--unseen", 3)
         step("2. its taxonomy", "taxo", "show", data / "taxonomy.json", "--depth", 3)
-        step("3. train a head (a small CNN from scratch, on the CPU)",
+        step("3. train a head on frozen ImageNet features of EfficientNet-Lite0 (installed with pip, CPU)",
              "fit", data, "--taxonomy", data / "taxonomy.json", "--head", head, "--epochs", epochs,
              "--image-size", 48, "--batch-size", 64, "--out", run)
         step("4. calibrate: the confidence becomes a promise on held-out images", "calibrate", run)

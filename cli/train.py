@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -12,6 +13,9 @@ from rich.console import Console
 from hier.core.errors import InputError
 
 console = Console(stderr=True)
+WEIGHTS_HELP = ("Backbone weights: DEFAULT (downloaded through torchvision or timm when online and not cached), "
+                "a weights name such as IMAGENET1K_V2, a local file, or none. Default: the backbone's own "
+                "(efficientnet_lite0: ImageNet weights installed with pip).")
 
 
 def _names(kind: str):
@@ -34,8 +38,8 @@ def fit(
     set_: List[str] = typer.Option([], "--set", help="key=value, dotted for options (head_options.margin=0.3)."),
     backbone: Optional[str] = typer.Option(None, help="Registered backbone (see `hier backbones`).",
                                            autocompletion=_names("backbones")),
-    weights: Optional[str] = typer.Option(None, help="Backbone weights: a local file, a torchvision enum in the "
-                                                     "torch cache, or none."),
+    weights: Optional[str] = typer.Option(None, help=WEIGHTS_HELP),
+    offline: bool = typer.Option(False, "--offline", help="Never download weights (also HIER_OFFLINE=1)."),
     freeze_backbone: Optional[bool] = typer.Option(None, "--freeze-backbone/--finetune",
                                                    help="Freeze the backbone, or train it (default: frozen "
                                                         "with pretrained weights)."),
@@ -50,8 +54,13 @@ def fit(
 ):
     """Train a head on a dataset; writes a run directory (config, metrics, checkpoints, weights).
 
+    By default the heads train on frozen ImageNet features of EfficientNet-Lite0 (installed with pip, cached
+    after the first epoch); --backbone smallcnn trains a small CNN from scratch instead.
+
     Example: hier fit synth/ --taxonomy synth/taxonomy.json --head arcface-multihead --epochs 5 -o runs/demo
     """
+    if offline:
+        os.environ["HIER_OFFLINE"] = "1"  # read where weights are fetched, and by torchrun's other processes
     from hier.train import config as cfg
     from hier.train import runs
 

@@ -27,6 +27,8 @@ from hier.core.errors import InputError
 MAX_PIXELS = 64_000_000
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# What a backbone without its own preprocessing gets (torchvision's ImageNet recipe).
+IMAGENET_PREPROCESS = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "interpolation": "bilinear"}
 
 
 class UnreadableImage(InputError):
@@ -90,7 +92,8 @@ def border_colour(image: torch.Tensor) -> list[float]:
     return border.float().median(dim=1).values.tolist()
 
 
-def letterbox(image: torch.Tensor, size: int, *, keep_size: bool = False) -> torch.Tensor:
+def letterbox(image: torch.Tensor, size: int, *, keep_size: bool = False,
+              interpolation: InterpolationMode = InterpolationMode.BILINEAR) -> torch.Tensor:
     """Resize so the longer side is ``size``, keeping the aspect; centre on a square of the border colour.
 
     With ``keep_size`` images are only ever shrunk: one smaller than ``size`` keeps its pixel
@@ -103,7 +106,7 @@ def letterbox(image: torch.Tensor, size: int, *, keep_size: bool = False) -> tor
         scale = min(scale, 1.0)
     new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
     if (new_h, new_w) != (height, width):
-        image = F.resize(image, [new_h, new_w], antialias=True)
+        image = F.resize(image, [new_h, new_w], interpolation=interpolation, antialias=True)
     left, top = (size - new_w) // 2, (size - new_h) // 2
     padding = [left, top, size - new_w - left, size - new_h - top]
     if not any(padding):
@@ -112,12 +115,12 @@ def letterbox(image: torch.Tensor, size: int, *, keep_size: bool = False) -> tor
 
 
 class Letterbox(torch.nn.Module):
-    def __init__(self, size: int, *, keep_size: bool = False):
+    def __init__(self, size: int, *, keep_size: bool = False, interpolation: str = "bilinear"):
         super().__init__()
-        self.size, self.keep_size = size, keep_size
+        self.size, self.keep_size, self.interpolation = size, keep_size, InterpolationMode(interpolation)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return letterbox(image, self.size, keep_size=self.keep_size)
+        return letterbox(image, self.size, keep_size=self.keep_size, interpolation=self.interpolation)
 
 
 def rotate(image: torch.Tensor, angle: float) -> torch.Tensor:
@@ -146,15 +149,15 @@ class RandomRotation(torch.nn.Module):
         return rotate(image, float(torch.empty(()).uniform_(-self.degrees, self.degrees)))
 
 
-def build_transform(image_size: int, *, train: bool, keep_size: bool = False,
-                    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
+def build_transform(image_size: int, *, train: bool, keep_size: bool = False, mean: Sequence[float] = IMAGENET_MEAN,
+                    std: Sequence[float] = IMAGENET_STD, interpolation: str = "bilinear") -> v2.Compose:
     """uint8 [3, H, W] -> normalised float [3, image_size, image_size].
 
     Train adds horizontal and vertical flips and a rotation by any angle (plankton has no up
     or down); eval only letterboxes and normalises. The mean and std default to ImageNet's,
     which pretrained backbones expect.
     """
-    steps = [Letterbox(image_size, keep_size=keep_size)]
+    steps = [Letterbox(image_size, keep_size=keep_size, interpolation=interpolation)]
     if train:
         steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), RandomRotation(180.0)]
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]

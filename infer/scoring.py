@@ -16,7 +16,6 @@ from hier.core.progress import Progress
 from hier.data.images import (
     ImageDataset,
     UnreadableImage,
-    build_transform,
     collate_skipping,
     load_image,
 )
@@ -25,7 +24,8 @@ from hier.data.readers import Dataset, Sample, read_dataset
 from hier.data.splits import saved_split
 from hier.taxo import Taxonomy
 from hier.train import runs
-from hier.train.device import autocast
+from hier.train.device import as_input, autocast
+from hier.train.model import image_transform
 
 
 def score_batches(model, paths: Sequence[Path], config: dict, device: torch.device, *,
@@ -35,8 +35,7 @@ def score_batches(model, paths: Sequence[Path], config: dict, device: torch.devi
     """Yields (span, readable, scores) per batch, in order: the sample indices of the batch, those that
     could be read, and their scores [len(readable), width] on ``device`` (None when none could be read)."""
     batch_size = batch_size or config["batch_size"]
-    data = ImageDataset(paths, transform=build_transform(config["image_size"], train=False,
-                                                         keep_size=config["keep_size"]), return_index=True)
+    data = ImageDataset(paths, transform=image_transform(config), return_index=True)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=collate_skipping,
                                          num_workers=config["workers"] if workers is None else workers,
                                          pin_memory=device.type == "cuda")
@@ -48,7 +47,7 @@ def score_batches(model, paths: Sequence[Path], config: dict, device: torch.devi
         else:
             images, _, readable = batch
             with torch.no_grad(), autocast(device, config):
-                scores = model(images.to(device, non_blocking=True))
+                scores = model(as_input(images, device, config))
             yield span, readable, scores.float()
         if progress:
             progress.advance(task, len(span), images=len(span))

@@ -42,6 +42,10 @@ class Registry:
         return sorted(n for n in self.entries if fnmatch.fnmatchcase(n, pattern))
 
     def get(self, name: str) -> Entry:
+        """The entry of ``name``; a name ending in ':' registers a family (``timm:`` builds ``timm:NAME``)."""
+        family = name.split(":", 1)[0] + ":" if ":" in name.rstrip(":") else None
+        if name not in self.entries and family in self.entries:
+            return self.entries[family]
         try:
             return self.entries[name]
         except KeyError:
@@ -52,6 +56,8 @@ class Registry:
     def create(self, name: str, /, **kwargs):
         entry = self.get(name)
         check_options(entry, kwargs, self.label)
+        if entry.name != name:  # a family member: the factory takes the part after the prefix
+            return entry.factory(name[len(entry.name):], **kwargs)
         return entry.factory(**kwargs)
 
 

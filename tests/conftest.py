@@ -62,8 +62,8 @@ def trained(tmp_path_factory) -> Trained:
     synthesize(data, images=150, size=32, unseen=1, depth=3, workers=1)
     runs = {}
     for head in ("classifier", "spheremulti"):
-        config = resolve_config(flags={"head": head, "epochs": 1, "image_size": 32, "batch_size": 32,
-                                       "device": "cpu"},
+        config = resolve_config(flags={"head": head, "backbone": "smallcnn", "epochs": 1, "image_size": 32,
+                                       "batch_size": 32, "device": "cpu"},
                                 sets=["backbone_options.width=8", "backbone_options.depth=3", "embedding_size=16"])
         runs[head] = fit(data, data / "taxonomy.json", config, root / "runs" / head)
     return Trained(data, runs)

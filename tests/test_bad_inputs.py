@@ -15,7 +15,7 @@ from PIL import Image
 from hier.train.config import resolve_config
 from hier.train.fit import fit
 
-TINY = ["--epochs", "1", "--image-size", "32", "--batch-size", "32", "--set", "backbone_options.width=8",
+TINY = ["--backbone", "smallcnn", "--epochs", "1", "--image-size", "32", "--batch-size", "32", "--set", "backbone_options.width=8",
         "--set", "backbone_options.depth=3"]
 
 
@@ -24,7 +24,8 @@ def world(synth_dataset, tmp_path_factory):
     """A trained run and a folder of bad files, made once; each case copies what it may damage."""
     root = tmp_path_factory.mktemp("bad")
     run = root / "run"
-    config = resolve_config(flags={"head": "classifier", "epochs": 1, "image_size": 32, "batch_size": 32},
+    config = resolve_config(flags={"head": "classifier", "backbone": "smallcnn", "epochs": 1, "image_size": 32,
+                                   "batch_size": 32},
                             sets=["backbone_options.width=8", "backbone_options.depth=3"])
     fit(synth_dataset, synth_dataset / "taxonomy.json", config, run)
     other = root / "other_run"
@@ -110,7 +111,7 @@ CASES = [
          message="unknown head 'arcfce'; did you mean 'arcface'"),
     case("fit", "{data}", "-t", "{data}/taxonomy.json", "--loss", "hbec", "-o", "{tmp}/run", *TINY,
          message="unknown loss 'hbec'; did you mean 'hbce'"),
-    case("fit", "{data}", "-t", "{data}/taxonomy.json", "--backbone", "resnet19", "-o", "{tmp}/run", *TINY,
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY, "--backbone", "resnet19",
          message="unknown backbone 'resnet19'; did you mean 'resnet18'"),
     case("fit", "{data}", "-t", "{data}/taxonomy.json", "--weights", "{f}/nothing.pth", "-o", "{tmp}/run", *TINY,
          message="nothing.pth: no such weights file"),

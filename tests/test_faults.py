@@ -16,7 +16,7 @@ TIMING = ("seconds", "images_per_s")
 
 def fit_args(dataset, run_dir, *extra):
     return [sys.executable, "-m", "hier.cli", "fit", str(dataset), "--taxonomy", str(dataset / "taxonomy.json"),
-            "--head", "spheremultihier", "--epochs", "4", "--image-size", "32", "--batch-size", "8",
+            "--head", "spheremultihier", "--backbone", "smallcnn", "--epochs", "4", "--image-size", "32", "--batch-size", "8",
             "--set", "deterministic=true", "--set", "backbone_options.width=8", "--set", "backbone_options.depth=3",
             "-o", str(run_dir), *extra]
 

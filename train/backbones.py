@@ -1,13 +1,15 @@
-"""Built-in backbones: a small CNN for CPU work and torchvision models by name.
+"""Built-in backbones: EfficientNet-Lite0 pretrained (the default), a small CNN, torchvision and timm models.
 
-A backbone factory returns ``(module, num_features)``; the module maps images [B, 3, H, W]
-to features [B, num_features]. Weights come from local files only: a path (torchvision
-checkpoint or safetensors), a torchvision weights enum already in the torch cache, or none.
+A backbone factory takes ``weights`` (``DEFAULT``, a weights name, a file path, or none) and options,
+and returns ``(module, num_features)``; the module maps images [B, 3, H, W] to features
+[B, num_features] and carries ``module.preprocess``: the input size, mean, std and interpolation
+its weights were trained with (a run records them; predict and evaluate use the recorded ones).
+A factory's ``default_weights`` attribute is what ``hier fit`` loads when no ``--weights`` is given.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import difflib
 
 from hier.core.errors import InputError
 from hier.plugins.hookspecs import hookimpl
@@ -15,7 +17,7 @@ from hier.plugins.hookspecs import hookimpl
 TORCHVISION = {
     "resnet18": "ResNet-18 (11M parameters, 512 features)",
     "resnet50": "ResNet-50 (25M parameters, 2048 features)",
-    "efficientnet_v2_s": "EfficientNetV2-S, the method notes' backbone (1280 features)",
+    "efficientnet_v2_s": "EfficientNetV2-S (21M parameters, 1280 features)",
     "efficientnet_b0": "EfficientNet-B0 (1280 features)",
     "convnext_tiny": "ConvNeXt-Tiny (768 features)",
     "mobilenet_v3_small": "MobileNetV3-Small (1024 features)",
@@ -23,9 +25,26 @@ TORCHVISION = {
 }
 
 
+# Importing this module (the plugin manager does, for every command) must not import torch: the
+# factories import what they build with.
+
+
+def efficientnet_lite0(weights=None, *, num_classes: int = 0):
+    """EfficientNet-Lite0, ImageNet-pretrained (4.7M parameters, 1280 features); its weights come with pip."""
+    from hier.train.lite0 import efficientnet_lite0 as build
+
+    return build(weights, num_classes=num_classes)
+
+
+efficientnet_lite0.default_weights = "DEFAULT"
+
+
 def small_cnn(weights=None, *, width: int = 32, depth: int = 4):
-    """Small CNN for CPU work: ``depth`` conv-BN-ReLU blocks, doubling width, global average pool."""
+    """Small CNN trained from scratch: for tests, tiny images and CPU experiments, not for real data."""
     import torch.nn as nn
+
+    from hier.data.images import IMAGENET_PREPROCESS
+    from hier.train.weights import load_weights
 
     layers, channels = [], 3
     for block in range(depth):
@@ -37,6 +56,7 @@ def small_cnn(weights=None, *, width: int = 32, depth: int = 4):
     module = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
     if weights not in (None, "none"):
         load_weights(module, weights)
+    module.preprocess = {"input_size": 64, **IMAGENET_PREPROCESS}
     return module, channels
 
 
@@ -44,85 +64,66 @@ def torchvision_backbone(name: str, weights=None):
     """A torchvision classification model with its last linear layer removed."""
     import torch.nn as nn
     from torchvision import models
+    from torchvision.transforms import InterpolationMode
 
-    enum_name = weights if isinstance(weights, str) and not _looks_like_path(weights) and weights != "none" else None
+    from hier.data.images import IMAGENET_PREPROCESS
+    from hier.train.weights import load_weights, looks_like_path, torchvision_state
+
     model = models.get_model(name, weights=None)
-    if enum_name is not None:
-        model.load_state_dict(_cached_torchvision_weights(name, enum_name))
-    elif weights not in (None, "none"):
+    preprocess = {"input_size": 224, **IMAGENET_PREPROCESS}
+    if weights not in (None, "none") and looks_like_path(weights):
         load_weights(model, weights)
+    elif weights not in (None, "none"):
+        from hier.train.weights import torchvision_weights
+
+        model.load_state_dict(torchvision_state(name, weights))
+        transform = torchvision_weights(name, weights).transforms()
+        mode = transform.interpolation
+        preprocess = {"input_size": transform.crop_size[0], "mean": list(transform.mean), "std": list(transform.std),
+                      "interpolation": mode.value if isinstance(mode, InterpolationMode) else str(mode)}
     parent, attr, linear = _last_linear(model)
     setattr(parent, attr, nn.Identity())
+    model.preprocess = preprocess
     return model, linear.in_features
-
-
-def _looks_like_path(value: str) -> bool:
-    return "/" in value or value.endswith((".pt", ".pth", ".safetensors", ".bin")) or Path(value).exists()
 
 
 def _last_linear(model):
     import torch.nn as nn
 
-    found = None
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            found = name, module
-    name, linear = found
+    name, linear = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
     parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
     return parent, name.rsplit(".", 1)[-1], linear
 
 
-def _cached_torchvision_weights(name: str, enum_name: str):
-    """The state dict of a torchvision weights enum, from the torch cache only (never downloads)."""
-    import torch
-    from torchvision import models
+def timm_backbone(model: str, weights=None, **options):
+    """Any timm model by name (``timm:convnext_tiny``): ``--weights DEFAULT`` is timm's pretrained config."""
+    import timm
 
-    try:
-        enum = models.get_model_weights(name)[enum_name.upper()] if enum_name.upper() != "DEFAULT" \
-            else models.get_model_weights(name).DEFAULT
-    except KeyError:
-        choices = ", ".join(w.name for w in models.get_model_weights(name))
-        raise InputError(f"no weights {enum_name!r} for {name} (choices: {choices}, a file path, or none)",
-                         where="--weights") from None
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
-    if not cached.exists():
-        raise InputError(f"{name} weights {enum.name} are not on this machine and hier does not download; "
-                         f"put {Path(enum.url).name} at {cached} or pass --weights PATH", where="--weights")
-    return torch.load(cached, map_location="cpu", weights_only=True)
+    from hier.train.weights import load_weights, looks_like_path, timm_pretrained
 
-
-def load_weights(module, path) -> None:
-    """Load a local state dict (torch checkpoint or safetensors) into ``module``, strictly."""
-    import pickle
-
-    import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from hier.train.runs import TORCH_LOAD_ERRORS, first_line
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such weights file", path=path)
-    try:
-        if path.suffix == ".safetensors":
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, pickle.UnpicklingError, *TORCH_LOAD_ERRORS) as e:
-        raise InputError(f"cannot read weights ({type(e).__name__}: {first_line(e, 200)})", path=path) from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise InputError(f"not a state dict of weights (holds a {type(state).__name__})", path=path)
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as e:
-        raise InputError(f"weights do not fit the backbone ({first_line(e, 200)})", path=path) from None
+    if not timm.is_model(model):
+        close = difflib.get_close_matches(model, timm.list_models(), n=3)
+        hint = f"did you mean {', '.join('timm:' + c for c in close)}?" if close else "see timm.list_models()"
+        raise InputError(f"timm has no model {model!r}; {hint}", where="--backbone")
+    if weights in (None, "none") or looks_like_path(weights):
+        module = timm.create_model(model, pretrained=False, num_classes=0, **options)
+        if weights not in (None, "none"):
+            load_weights(module, weights)
+    elif weights.upper() == "DEFAULT":
+        module = timm_pretrained(model)
+    else:
+        raise InputError(f"timm:{model} takes --weights DEFAULT, a file path, or none (got {weights!r})",
+                         where="--weights")
+    cfg = module.pretrained_cfg
+    module.preprocess = {"input_size": cfg["input_size"][-1], "mean": list(cfg["mean"]), "std": list(cfg["std"]),
+                         "interpolation": cfg.get("interpolation") or "bicubic"}
+    return module, module.num_features
 
 
 @hookimpl
 def register_backbones(register):
+    register("efficientnet_lite0", efficientnet_lite0)
     register("smallcnn", small_cnn)
     for name, help in TORCHVISION.items():
         register(name, lambda weights=None, _name=name: torchvision_backbone(_name, weights), help=help)
+    register("timm:", timm_backbone, help="any timm model by name, e.g. timm:convnext_tiny")

@@ -24,17 +24,20 @@ DEFAULTS: dict = {
     "head_options": {},
     "loss": None,  # None: the head's default loss
     "loss_options": {},
-    "backbone": "smallcnn",
+    "backbone": "efficientnet_lite0",  # ImageNet-pretrained weights that install with pip
     "backbone_options": {},
-    "weights": "none",  # a local file, a torchvision weights enum in the torch cache, or none
+    "weights": None,  # None: the backbone's default (DEFAULT for efficientnet_lite0); DEFAULT, a name, a file, none
     "freeze_backbone": None,  # None: frozen when pretrained weights are loaded, trained from scratch otherwise
     "backbone_lr": None,  # learning rate of an unfrozen backbone (None: the same as lr)
     "embedding_size": 128,
     "embedding_dropout": 0.2,
     # data
-    "image_size": 64,
+    "image_size": 160,  # letterbox side; plankton crops are small (see docs/training.md)
+    "mean": None,  # None: the backbone's own preprocessing, recorded in the run
+    "std": None,
+    "interpolation": None,
     "keep_size": False,
-    "augment": True,
+    "augment": None,  # None: off for a frozen backbone (its features are cached), on when the backbone trains
     "split_fractions": [0.8, 0.1, 0.1],
     "train_split": "train",
     "val_split": "val",
@@ -54,7 +57,7 @@ DEFAULTS: dict = {
     "gamma": 0.1,
     "grad_clip": 5.0,
     "amp": "auto",  # auto (bf16 on CUDA) | bf16 | off
-    "channels_last": False,
+    "channels_last": True,  # faster convolutions on CPUs and GPUs alike
     "compile": False,
     "seed": 0,
     "deterministic": False,
@@ -72,7 +75,9 @@ CHOICES = {
     "best_metric": ("val_loss", "val_leaf_accuracy", "val_hierarchical_f1", "val_mistake_severity"),
 }
 OPTION_KEYS = ("head_options", "loss_options", "backbone_options")
-NULLABLE_TYPES = {"dataset": str, "loss": str, "freeze_backbone": bool, "backbone_lr": float}
+NULLABLE_TYPES = {"dataset": str, "loss": str, "weights": str, "freeze_backbone": bool, "backbone_lr": float,
+                  "mean": list, "std": list, "interpolation": str, "augment": bool}
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
 
 def _type_ok(expected: type, value) -> bool:
@@ -193,6 +198,22 @@ def resolve_config(*, config_file: str | Path | None = None, flags: dict | None 
         config = merge(config, defaults)
     for layer, _ in layers:
         config = merge(config, layer)
+    return _with_backbone_defaults(config)
+
+
+def _with_backbone_defaults(config: dict) -> dict:
+    """Settings left to the backbone: its default weights, then augmentation only when it trains."""
+    from hier.plugins import get_plugins
+
+    from .model import backbone_is_frozen
+
+    if config["weights"] is None:
+        factory = get_plugins().registry("backbones").get(config["backbone"]).factory
+        config["weights"] = getattr(factory, "default_weights", "none")
+    if config["augment"] is None:
+        config["augment"] = not backbone_is_frozen(config)
+    if config["interpolation"] not in (None, *INTERPOLATIONS):
+        raise InputError(f"'interpolation' must be one of {', '.join(INTERPOLATIONS)}, got {config['interpolation']!r}")
     return config
 
 

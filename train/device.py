@@ -23,3 +23,11 @@ def autocast(device: torch.device, config: dict):
     """bf16 autocast on CUDA (``amp: auto|bf16``); a no-op context on the CPU."""
     enabled = device.type == "cuda" and config["amp"] in ("auto", "bf16")
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def as_input(images: torch.Tensor, device: torch.device, config: dict) -> torch.Tensor:
+    """A batch of images on ``device``, channels-last when the run's backbone is."""
+    images = images.to(device, non_blocking=True)
+    if config.get("channels_last") and images.ndim == 4:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images

@@ -16,7 +16,7 @@ from hier.metrics import hierarchical as metrics
 from hier.taxo import Taxonomy
 from hier.train import distributed as dist
 from hier.train.batches import Batches, epoch_batches, local_part
-from hier.train.device import autocast
+from hier.train.device import as_input, autocast
 from hier.train.model import HierNet
 
 
@@ -91,9 +91,7 @@ def train_epoch(state: TrainState, epoch: int) -> tuple[float, int]:
         if batch is None:
             state.progress.advance(task)
             continue
-        x, t = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-        if config["channels_last"] and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x, t = as_input(batch[0], device, config), batch[1].to(device, non_blocking=True)
         with autocast(device, config):
             scores = state.trainer(x, t)
         # DDP averages gradients over ranks; weighting by this rank's share makes the step equal

@@ -14,7 +14,7 @@ from hier.core.progress import Progress
 from hier.data.images import ImageDataset, collate_skipping
 from hier.train import distributed as dist
 from hier.train import runs
-from hier.train.device import autocast
+from hier.train.device import as_input, autocast
 from hier.train.model import backbone_is_frozen
 
 
@@ -37,8 +37,9 @@ def cache_key(images: ImageDataset, config: dict) -> str:
     for p in images.paths:
         stat = p.stat() if p.exists() else None
         h.update(f"{p}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}\n".encode())
-    h.update(json.dumps([config[k] for k in ("backbone", "backbone_options", "weights", "image_size",
-                                             "keep_size")], sort_keys=True).encode())
+    h.update(json.dumps([config.get(k) for k in ("backbone", "backbone_options", "weights", "image_size",
+                                                 "keep_size", "mean", "std", "interpolation")],
+                        sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -58,7 +59,7 @@ def compute_features(backbone: nn.Module, images: ImageDataset, config: dict, de
             continue
         x, target = batch
         with autocast(device, config):
-            features.append(backbone(x.to(device, non_blocking=True)).float().cpu())
+            features.append(backbone(as_input(x, device, config)).float().cpu())
         kept.append(target)
     progress.done(task)
     backbone.train(was_training)

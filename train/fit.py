@@ -18,7 +18,7 @@ import torch
 from hier.core.errors import HierError, InputError
 from hier.core.files import atomic_write_text
 from hier.core.progress import Progress
-from hier.data.images import ImageDataset, build_transform
+from hier.data.images import ImageDataset
 from hier.data.labels import resolve_labels, targets
 from hier.data.readers import read_dataset
 from hier.data.splits import saved_split, stratified_split
@@ -32,7 +32,14 @@ from hier.train.config import changed_keys
 from hier.train.device import pick_device
 from hier.train.epoch import Step, TrainState, epoch_line, run_epoch
 from hier.train.features import cached_features, use_feature_cache
-from hier.train.model import HierNet, backbone_is_frozen, build_model
+from hier.train.model import (
+    PREPROCESS_KEYS,
+    HierNet,
+    backbone_is_frozen,
+    build_model,
+    image_transform,
+    with_preprocessing,
+)
 from hier.train.optim import make_optimizer, make_schedule
 
 HIGHER_IS_BETTER = {"val_leaf_accuracy": True, "val_hierarchical_f1": True, "val_loss": False,
@@ -78,7 +85,10 @@ def fit(dataset_path, taxonomy_path, config: dict, run_dir: str | Path, *, resum
     config = {**config, "dataset": os.path.abspath(dataset_path)}  # as the dataset readers and split.json write paths
     dist.setup()
     try:
-        checkpoint, taxonomy = _resumed(run_dir, config) if resume else (None, Taxonomy.load(taxonomy_path))
+        if resume:
+            checkpoint, taxonomy, config = _resumed(run_dir, config)
+        else:
+            checkpoint, taxonomy = None, Taxonomy.load(taxonomy_path)
         if config["deterministic"]:
             torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(config["seed"])
@@ -92,17 +102,22 @@ def fit(dataset_path, taxonomy_path, config: dict, run_dir: str | Path, *, resum
     return run_dir
 
 
-def _resumed(run_dir: Path, config: dict) -> tuple[dict, Taxonomy]:
-    """The last checkpoint and the taxonomy of a run to continue; a changed setting other than epochs is refused."""
+def _resumed(run_dir: Path, config: dict) -> tuple[dict, Taxonomy, dict]:
+    """The last checkpoint, taxonomy and config of a run to continue; a changed setting but epochs is refused.
+
+    Preprocessing left open (None: the backbone's own) is what the run recorded.
+    """
     runs.check_run_dir(run_dir)
-    changed = [k for k in changed_keys(runs.read_config(run_dir), config) if k not in ("epochs", "dataset")]
+    saved = runs.read_config(run_dir)
+    config = {**config, **{k: saved.get(k) for k in PREPROCESS_KEYS if config.get(k) is None}}
+    changed = [k for k in changed_keys(saved, config) if k not in ("epochs", "dataset")]
     if changed:
         raise InputError(f"--resume keeps the run's settings; changed: {', '.join(changed)} "
                          "(only epochs may change)", path=run_dir)
     checkpoint = runs.load_checkpoint(run_dir / runs.LAST)
     for stale in run_dir.rglob(".*.tmp"):  # left by a write that a kill interrupted
         stale.unlink()
-    return checkpoint, Taxonomy.load(run_dir / runs.TAXONOMY)
+    return checkpoint, Taxonomy.load(run_dir / runs.TAXONOMY), config
 
 
 def _start(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path, checkpoint: dict | None, *,
@@ -111,12 +126,11 @@ def _start(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path, checkp
     device = pick_device(config["device"])
     train, val, new_split = load_splits(dataset_path, taxonomy, config, run_dir)
     model, loss_fn = build_model(config, taxonomy, load_weights=checkpoint is None)
+    config = with_preprocessing(config, model.backbone)  # recorded: predict and evaluate read images the same way
     if checkpoint is None:  # the data and the model are good: only now the run directory is made
         _create_run_dir(run_dir, config, taxonomy, new_split, force)
     model.to(device)
     loss_fn.to(device)
-    if config["channels_last"]:
-        model.backbone.to(memory_format=torch.channels_last)
     train_data, val_data = _data(model, train, val, config, device, run_dir, progress)
     from_features = isinstance(train_data, tuple)
     train_targets = train_data[1] if from_features else train_data.targets
@@ -149,12 +163,12 @@ def _create_run_dir(run_dir: Path, config: dict, taxonomy: Taxonomy, new_split: 
 def _data(model: HierNet, train: Split, val: Split, config: dict, device: torch.device, run_dir: Path,
           progress: Progress):
     """(train, val): cached backbone features (features, targets), or image datasets read every epoch."""
-    evaluation = build_transform(config["image_size"], train=False, keep_size=config["keep_size"])
+    evaluation = image_transform(config)
     if use_feature_cache(config):
         train_images, val_images = (ImageDataset(split.paths, split.targets, evaluation) for split in (train, val))
         return (cached_features(model.backbone, train_images, config, device, run_dir, progress, "train"),
                 cached_features(model.backbone, val_images, config, device, run_dir, progress, "val"))
-    training = build_transform(config["image_size"], train=config["augment"], keep_size=config["keep_size"])
+    training = image_transform(config, train=True)
     return ImageDataset(train.paths, train.targets, training), ImageDataset(val.paths, val.targets, evaluation)
 
 

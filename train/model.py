@@ -6,12 +6,13 @@ import torch
 from torch import nn
 
 from hier.core.errors import InputError
+from hier.data.images import IMAGENET_PREPROCESS, build_transform
 from hier.plugins import create_backbone, create_head, create_loss
 from hier.taxo import Taxonomy
 
 
 class Embedding(nn.Sequential):
-    """The method notes' embedding block: Linear-ReLU-Linear-ReLU-Dropout."""
+    """The embedding block between backbone and head: Linear-ReLU-Linear-ReLU-Dropout."""
 
     def __init__(self, in_features: int, embedding_size: int, dropout: float):
         super().__init__(nn.Flatten(), nn.Linear(in_features, in_features), nn.ReLU(),
@@ -37,13 +38,29 @@ class HierNet(nn.Module):
 
 
 def backbone_is_frozen(config: dict) -> bool:
-    """Frozen when pretrained weights are loaded (the notes' default), trained from scratch otherwise."""
+    """Frozen when pretrained weights are loaded (the method's default), trained from scratch otherwise."""
     if config["freeze_backbone"] is not None:
         if config["freeze_backbone"] and config["weights"] in (None, "none"):
             raise InputError("--freeze-backbone with --weights none would train on random features; "
                              "give pretrained weights or drop --freeze-backbone", where="freeze_backbone")
         return bool(config["freeze_backbone"])
     return config["weights"] not in (None, "none")
+
+
+PREPROCESS_KEYS = ("mean", "std", "interpolation")
+
+
+def with_preprocessing(config: dict, backbone: nn.Module) -> dict:
+    """The config with the backbone's own mean, std and interpolation where it leaves them open."""
+    own = {**IMAGENET_PREPROCESS, **getattr(backbone, "preprocess", {})}
+    return {**config, **{k: own[k] for k in PREPROCESS_KEYS if config.get(k) is None}}
+
+
+def image_transform(config: dict, *, train: bool = False):
+    """What a run's images go through: letterbox to ``image_size``, augment when training, normalise."""
+    own = {**IMAGENET_PREPROCESS, **{k: config[k] for k in PREPROCESS_KEYS if config.get(k) is not None}}
+    return build_transform(config["image_size"], train=train and config["augment"], keep_size=config["keep_size"],
+                           mean=own["mean"], std=own["std"], interpolation=own["interpolation"])
 
 
 def build_model(config: dict, taxonomy: Taxonomy, *, load_weights: bool = True) -> tuple[HierNet, nn.Module]:
@@ -56,4 +73,6 @@ def build_model(config: dict, taxonomy: Taxonomy, *, load_weights: bool = True) 
     model = HierNet(backbone, num_features, head, config["embedding_size"], config["embedding_dropout"])
     if backbone_is_frozen(config):
         backbone.requires_grad_(False)
+    if config["channels_last"]:
+        backbone.to(memory_format=torch.channels_last)
     return model, loss

@@ -38,7 +38,8 @@ def test_listed_by_plugins_heads_and_losses(installed):
 
 def test_fit_selects_the_plugin_head_and_loss(installed, synth_dataset, tmp_path):
     result = hier(installed, "fit", synth_dataset, "--taxonomy", synth_dataset / "taxonomy.json", "--head", "cosface",
-                  "--loss", "label-smoothing", "--epochs", "1", "--image-size", "32", "--batch-size", "32",
+                  "--loss", "label-smoothing", "--backbone", "smallcnn", "--epochs", "1", "--image-size", "32",
+                  "--batch-size", "32",
                   "--set", "backbone_options.width=8", "--set", "backbone_options.depth=3", "-o", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     config = (tmp_path / "run" / "config.yaml").read_text()

@@ -20,7 +20,7 @@ def tiny_config():
     from hier.train.config import resolve_config
 
     def make(*sets: str, **flags) -> dict:
-        return resolve_config(flags={"head": "classifier", "image_size": 32, "batch_size": 4, "epochs": 2,
+        return resolve_config(flags={"head": "classifier", "backbone": "smallcnn", "image_size": 32, "batch_size": 4, "epochs": 2,
                                      "device": "cpu", **flags},
                               sets=["backbone_options.width=8", "backbone_options.depth=2", "embedding_size=16",
                                     *sets])

@@ -19,7 +19,7 @@ TIMING = ("seconds", "images_per_s")
 
 def small(**flags):
     sets = [f"{k}={v}" for k, v in flags.pop("sets", {}).items()]
-    base = {"head": "classifier", "epochs": 2, "image_size": 32, "batch_size": 16}
+    base = {"head": "classifier", "backbone": "smallcnn", "epochs": 2, "image_size": 32, "batch_size": 16}
     return resolve_config(flags={**base, **flags}, sets=["backbone_options.width=8", "backbone_options.depth=3",
                                                           "embedding_size=32", *sets])
 
@@ -113,7 +113,8 @@ def test_frozen_random_backbone_is_refused(synth_dataset, tmp_path):
 
 
 def test_two_gloo_processes_match_one_process(synth_dataset, backbone_weights, tmp_path):
-    args = [str(synth_dataset), "--taxonomy", str(synth_dataset / "taxonomy.json"), "--head", "arcface",
+    args = [str(synth_dataset), "--taxonomy", str(synth_dataset / "taxonomy.json"), "--head", "arcface", "--backbone",
+            "smallcnn",
             "--epochs", "2", "--image-size", "32", "--batch-size", "16", "--weights", backbone_weights,
             "--set", "augment=false", "--set", "embedding_dropout=0.0", "--set", "backbone_options.width=8",
             "--set", "backbone_options.depth=3", "--set", "embedding_size=32"]
@@ -153,3 +154,24 @@ def test_early_stopping_stops_when_the_best_metric_stalls(synth_dataset, tmp_pat
     run_dir = tmp_path / "run"
     fit(synth_dataset, synth_dataset / "taxonomy.json", small(epochs=5, sets={"early_stopping": 2}), run_dir)
     assert [r["epoch"] for r in metric_rows(run_dir)] == [1, 2]
+
+
+def test_no_backbone_flags_train_on_frozen_pretrained_lite0_offline(synth_dataset, tmp_path):
+    """The method's default on a machine that has never been online: empty download caches, offline."""
+    import yaml
+
+    env = {**os.environ, "HIER_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch"), "HF_HOME": str(tmp_path / "hf")}
+    run_dir = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "hier.cli", "fit", str(synth_dataset), "--taxonomy",
+                           str(synth_dataset / "taxonomy.json"), "--epochs", "2", "--image-size", "64", "-o",
+                           str(run_dir)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load((run_dir / runs.CONFIG).read_text())
+    assert (config["backbone"], config["weights"], config["augment"]) == ("efficientnet_lite0", "DEFAULT", False)
+    assert (config["mean"], config["std"], config["interpolation"]) == ([0.5] * 3, [0.5] * 3, "bicubic")
+    from hier.train.features import use_feature_cache
+
+    assert use_feature_cache(config)  # the backbone runs once; the head trains on its cached features
+    model, _, _ = runs.load_trained(run_dir)
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    assert not list((tmp_path / "torch").glob("**/*.pth")) and not (tmp_path / "hf").exists()
