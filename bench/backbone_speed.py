@@ -9,7 +9,7 @@ else a synthetic set):
 - predict: `hier predict` on a run trained on the default (a fresh process, the run's own config),
   at 1,000 and 10,000 images, with its peak resident memory.
 
-    python bench/backbone_speed.py [--image-size 128] [--images 1000] [--batch-size 64]
+    python bench/backbone_speed.py [--image-size 160] [--images 1000] [--batch-size 64]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def fit_pass(backbone, paths: list[Path], config: dict) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--predict-sizes", type=int, nargs="+", default=[1000, 10000])

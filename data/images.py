@@ -219,6 +219,17 @@ class ImageDataset(torch.utils.data.Dataset):
         return len(paths)
 
 
+def loader_workers(requested: int | None) -> int:
+    """DataLoader worker processes: as asked, else one per CPU this process may use, up to 8.
+
+    Decoding and letterboxing in workers overlap the forward pass; in the main process they cost a
+    quarter of a frozen EfficientNet-Lite0's feature pass on 2 cores (docs/BENCHMARKS.md).
+    """
+    if requested is not None:
+        return requested
+    return min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 def collate_skipping(batch: list):
     """``default_collate`` of the readable items; None when no item of the batch could be read."""
     items = [item for item in batch if item is not None]

@@ -13,12 +13,7 @@ import torch
 
 from hier.core.errors import InputError
 from hier.core.progress import Progress
-from hier.data.images import (
-    ImageDataset,
-    UnreadableImage,
-    collate_skipping,
-    load_image,
-)
+from hier.data.images import ImageDataset, UnreadableImage, collate_skipping, load_image, loader_workers
 from hier.data.labels import resolve_labels
 from hier.data.readers import Dataset, Sample, read_dataset
 from hier.data.splits import saved_split
@@ -37,7 +32,7 @@ def score_batches(model, paths: Sequence[Path], config: dict, device: torch.devi
     batch_size = batch_size or config["batch_size"]
     data = ImageDataset(paths, transform=image_transform(config), return_index=True)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=collate_skipping,
-                                         num_workers=config["workers"] if workers is None else workers,
+                                         num_workers=loader_workers(config["workers"] if workers is None else workers),
                                          pin_memory=device.type == "cuda")
     task = progress.add(what, total=len(data)) if progress else None
     for number, batch in enumerate(loader):

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from hier.data.images import collate_skipping
+from hier.data.images import collate_skipping, loader_workers
 from hier.train import distributed as dist
 
 
@@ -60,5 +60,5 @@ def val_batches(split_data, config: dict, from_features: bool):
         return list(zip(features[share].split(config["batch_size"]), target[share].split(config["batch_size"])))
     share = list(range(dist.rank(), len(split_data), dist.world_size()))
     return torch.utils.data.DataLoader(torch.utils.data.Subset(split_data, share), batch_size=config["batch_size"],
-                                       num_workers=config["workers"], collate_fn=collate_skipping,
+                                       num_workers=loader_workers(config["workers"]), collate_fn=collate_skipping,
                                        generator=torch.Generator().manual_seed(0))

@@ -42,7 +42,7 @@ DEFAULTS: dict = {
     "train_split": "train",
     "val_split": "val",
     "balanced_sampler": False,
-    "workers": 0,
+    "workers": None,  # DataLoader processes; None: one per CPU, up to 8
     "feature_cache": "auto",  # auto | memory | file | off; auto caches when the backbone is frozen and augment is off
     # optimisation
     "epochs": 10,
@@ -75,8 +75,8 @@ CHOICES = {
     "best_metric": ("val_loss", "val_leaf_accuracy", "val_hierarchical_f1", "val_mistake_severity"),
 }
 OPTION_KEYS = ("head_options", "loss_options", "backbone_options")
-NULLABLE_TYPES = {"dataset": str, "loss": str, "weights": str, "freeze_backbone": bool, "backbone_lr": float,
-                  "mean": list, "std": list, "interpolation": str, "augment": bool}
+NULLABLE_TYPES = {"workers": int, "dataset": str, "loss": str, "weights": str, "freeze_backbone": bool,
+                  "backbone_lr": float, "mean": list, "std": list, "interpolation": str, "augment": bool}
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hier.core.interrupts import check_interrupt
 from hier.core.progress import Progress
-from hier.data.images import ImageDataset, collate_skipping
+from hier.data.images import ImageDataset, collate_skipping, loader_workers
 from hier.heads.tree import TreeTensors
 from hier.metrics import hierarchical as metrics
 from hier.taxo import Taxonomy
@@ -88,6 +89,7 @@ def train_epoch(state: TrainState, epoch: int) -> tuple[float, int]:
     total, seen = torch.zeros((), device=device), 0
     world = dist.world_size()
     for global_batch, batch in zip(batches, _train_loader(state, batches, epoch)):
+        check_interrupt()
         if batch is None:
             state.progress.advance(task)
             continue
@@ -121,7 +123,7 @@ def _train_loader(state: TrainState, batches: list[torch.Tensor], epoch: int):
         return ((features[i], target[i]) for i in (local_part(b) for b in batches))
     config = state.config
     return torch.utils.data.DataLoader(state.train_data, batch_sampler=Batches(batches),
-                                       num_workers=config["workers"], collate_fn=collate_skipping,
+                                       num_workers=loader_workers(config["workers"]), collate_fn=collate_skipping,
                                        pin_memory=state.device.type == "cuda",
                                        generator=torch.Generator().manual_seed(config["seed"] + epoch))
 
@@ -133,6 +135,7 @@ def validate(state: TrainState) -> dict[str, float]:
     step.eval()
     probs, kept, losses, counts = [], [], [], []
     for batch in state.val_data:
+        check_interrupt()
         if batch is None:  # no image of the batch could be read
             continue
         x, t = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from hier.core.errors import InputError
+from hier.core.interrupts import check_interrupt
 from hier.core.progress import Progress
-from hier.data.images import ImageDataset, collate_skipping
+from hier.data.images import ImageDataset, collate_skipping, loader_workers
 from hier.train import distributed as dist
 from hier.train import runs
 from hier.train.device import as_input, autocast
@@ -47,13 +48,15 @@ def cache_key(images: ImageDataset, config: dict) -> str:
 def compute_features(backbone: nn.Module, images: ImageDataset, config: dict, device: torch.device,
                      progress: Progress, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Backbone features of every readable image, in eval mode; returns (features, targets)."""
-    loader = torch.utils.data.DataLoader(images, batch_size=config["batch_size"], num_workers=config["workers"],
-                                         collate_fn=collate_skipping, pin_memory=device.type == "cuda")
+    loader = torch.utils.data.DataLoader(images, batch_size=config["batch_size"], collate_fn=collate_skipping,
+                                         num_workers=loader_workers(config["workers"]),
+                                         pin_memory=device.type == "cuda")
     was_training = backbone.training
     backbone.eval()
     features, kept = [], []
     task = progress.add(f"features {what}", total=len(images))
     for batch in loader:
+        check_interrupt()
         progress.advance(task, config["batch_size"])
         if batch is None:
             continue

@@ -17,6 +17,7 @@ import torch
 
 from hier.core.errors import HierError, InputError
 from hier.core.files import atomic_write_text
+from hier.core.interrupts import catching_interrupts, check_interrupt
 from hier.core.progress import Progress
 from hier.data.images import ImageDataset
 from hier.data.labels import resolve_labels, targets
@@ -92,7 +93,7 @@ def fit(dataset_path, taxonomy_path, config: dict, run_dir: str | Path, *, resum
         if config["deterministic"]:
             torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(config["seed"])
-        with Progress(console=console, enabled=dist.is_main()) as progress:
+        with catching_interrupts(), Progress(console=console, enabled=dist.is_main()) as progress:
             state = _start(dataset_path, taxonomy, config, run_dir, checkpoint, force=force, progress=progress)
             _train(state)
             if dist.is_main():
@@ -180,6 +181,7 @@ def _train(state: TrainState) -> None:
     try:
         for epoch in range(state.epoch, config["epochs"]):
             row = run_epoch(state, epoch)
+            check_interrupt()  # a Ctrl-C that a loader's shutdown swallowed
             progress.advance(task)
             stop = False
             if dist.is_main():
