@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from hier.core.errors import InputError
+from hier.train.weights import load_weights, read_state
 
 PREPROCESS = {"input_size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic"}
 NUM_FEATURES = 1280
@@ -84,9 +84,10 @@ def efficientnet_lite0(weights=None, *, num_classes: int = 0) -> tuple[nn.Module
                               pad_type="same")
     if weights not in (None, "none"):
         path = weights_file() if weights == "DEFAULT" else Path(weights)
-        if not path.is_file():
-            raise InputError("no such weights file", path=path)
-        model.load_state_dict(mapped_state(torch.load(path, map_location="cpu", weights_only=True), model, path),
-                              strict=False)
+        state = read_state(path)
+        if "_conv_stem.weight" in state:  # the port's layout, as the package ships it
+            model.load_state_dict(mapped_state(state, model, path), strict=False)
+        else:  # timm's own layout (a fine-tuned backbone saved from timm or hier)
+            load_weights(model, path)
     model.preprocess = dict(PREPROCESS)
     return model, NUM_FEATURES

@@ -68,3 +68,13 @@ def test_a_file_that_does_not_fit_is_named(tmp_path):
     model, _ = efficientnet_lite0(None)
     with pytest.raises(InputError, match="no weights for conv_head.weight"):
         mapped_state({k: v for k, v in state.items() if k != "_blocks.3._depthwise_conv.weight"}, model, bad)
+
+
+def test_a_timm_layout_file_loads_too(tmp_path):
+    pretrained, _ = efficientnet_lite0("DEFAULT")
+    saved = tmp_path / "backbone.pth"
+    torch.save(pretrained.state_dict(), saved)
+    reloaded, _ = efficientnet_lite0(str(saved))
+    assert torch.equal(reloaded.conv_head.weight, pretrained.conv_head.weight)
+    with pytest.raises(InputError, match="absent.pth: no such weights file"):
+        efficientnet_lite0(str(tmp_path / "absent.pth"))
