@@ -14,6 +14,7 @@ from rich.table import Table
 from hier.core.files import check_replaceable
 
 console = Console()
+DEMO_FILES = frozenset({"data", "run", "sample", "sure.csv", "bold.csv", "curve.png"})  # what --force may replace
 
 
 def command(run_cli):
@@ -30,7 +31,8 @@ def command(run_cli):
 
         Example: hier demo --out demo --force
         """
-        if check_replaceable(out, force=force, what="the demo folder", hint="pass --force to replace it"):
+        if check_replaceable(out, force=force, what="the demo folder", hint="pass --force to replace it",
+                             own=DEMO_FILES):
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
         data, run = out / "data", out / "run"

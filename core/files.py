@@ -91,16 +91,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def check_replaceable(path: str | os.PathLike, *, force: bool, what: str = "",
-                      hint: str = "use --force to replace it") -> bool:
+                      hint: str = "use --force to replace it", own: frozenset[str] | None = None) -> bool:
     """Whether ``path`` holds something (a file, or a folder with entries); refused unless ``force``.
 
-    The one place the commands say "exists, use --force": what a command may replace is its own output.
+    The one place the commands say "exists, use --force". ``own``: the names a command writes into its
+    output folder; ``--force`` then replaces the folder only when every entry is one of them (hidden
+    temporary files aside), so it never deletes what the command did not create.
     """
     path = Path(path)
     occupied = path.exists() and (not path.is_dir() or any(path.iterdir()))
     if occupied and not force:
         state = f"{what} already exists" if what else "is not empty" if path.is_dir() else "exists"
         raise InputError(f"{state}; {hint}", path=path)
+    if occupied and own is not None:
+        foreign = sorted(e.name for e in path.iterdir() if e.name not in own and not e.name.startswith("."))
+        if foreign:
+            raise InputError(f"holds {', '.join(map(repr, foreign[:3]))}, which hier did not write there; "
+                             f"--force replaces only {what or 'its own output'}", path=path)
     return occupied
 
 

@@ -42,7 +42,6 @@ from hier.taxo import Taxonomy
 from hier.train import runs
 from hier.train.device import pick_device
 
-EVALUATION = "evaluation.json"
 STANDARD_LEVELS = (0.8, 0.9, 0.95)  # the levels every evaluation also reports, for comparisons
 CURVE_POINTS = 400  # operating-curve points kept in evaluation.json (its area is computed on all of them)
 TOP_K = 5
@@ -161,7 +160,7 @@ def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | Non
         unseen_probs = node_probabilities(model, unseen_scored.scores, rule.temperature, device)
         result["unseen"] = {"folder": str(unseen_dir), "unreadable": len(unseen_scored.unreadable),
                             **unseen_figures(unseen_probs, unseen_scored.targets, taxonomy, rule.threshold)}
-    atomic_write_text(run_dir / EVALUATION, json.dumps(result, indent=1) + "\n")
+    atomic_write_text(run_dir / runs.EVALUATION, json.dumps(result, indent=1) + "\n")
     if plot is not None:
         plot_curves({run_dir.name: result}, plot)
     return result
@@ -169,9 +168,9 @@ def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | Non
 
 def read_evaluation(run_dir) -> dict:
     run_dir = runs.check_run_dir(run_dir)
-    path = run_dir / EVALUATION
+    path = run_dir / runs.EVALUATION
     if not path.is_file():
-        raise InputError(f"no {EVALUATION}: run hier evaluate {run_dir} DATASET first", path=run_dir)
+        raise InputError(f"no {runs.EVALUATION}: run hier evaluate {run_dir} DATASET first", path=run_dir)
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:

@@ -252,3 +252,22 @@ def test_malicious_checkpoint_never_runs(world, tmp_path):
     assert not Path(MARKER).exists()
     torch.save({"ok": torch.zeros(2)}, tmp_path / "fine.pt")
     assert load_checkpoint(tmp_path / "fine.pt")["ok"].shape == (2,)
+
+
+def test_force_replaces_only_the_commands_own_output(run_cli, synth_dataset, tmp_path):
+    """--force never deletes a folder the command did not write, nor its own inputs."""
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "field-log.txt").write_text("three weeks at sea")
+    fit = ["fit", synth_dataset, "-t", synth_dataset / "taxonomy.json", *TINY, "--force", "-o"]
+    code, _, err = run_cli(*fit, precious)
+    assert code == 2 and "'field-log.txt', which hier did not write there" in err
+    assert (precious / "field-log.txt").read_text() == "three weeks at sea"
+    before = sorted(p.relative_to(synth_dataset) for p in synth_dataset.rglob("*"))
+    for holding in (synth_dataset, synth_dataset.parent):  # the dataset itself, a folder around it
+        code, _, err = run_cli(*fit, holding)
+        assert code == 2 and "the run directory would hold the input" in err, err
+    assert sorted(p.relative_to(synth_dataset) for p in synth_dataset.rglob("*")) == before
+    code, _, err = run_cli("data", "synth", precious, "--images", "200", "--size", "16", "--force")
+    assert code == 2 and "which hier did not write there; --force replaces only its own output" in err
+    assert (precious / "field-log.txt").exists()

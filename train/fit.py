@@ -89,6 +89,7 @@ def fit(dataset_path, taxonomy_path, config: dict, run_dir: str | Path, *, resum
         if resume:
             checkpoint, taxonomy, config = _resumed(run_dir, config)
         else:
+            runs.check_outside(run_dir, dataset_path, taxonomy_path)
             checkpoint, taxonomy = None, Taxonomy.load(taxonomy_path)
         if config["deterministic"]:
             torch.use_deterministic_algorithms(True, warn_only=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import pickle
 import shutil
 import struct
@@ -25,6 +26,9 @@ from hier.train import config as cfg
 CONFIG, TAXONOMY, METRICS, WEIGHTS, CALIBRATION, SPLIT = (
     "config.yaml", "taxonomy.json", "metrics.csv", "model.safetensors", "calibration.json", "split.json")
 LAST, BEST = "checkpoints/last.pt", "checkpoints/best.pt"
+EVALUATION = "evaluation.json"
+# Everything a run directory holds: what `hier fit --force` may replace.
+RUN_FILES = frozenset({CONFIG, TAXONOMY, METRICS, WEIGHTS, CALIBRATION, SPLIT, EVALUATION, "checkpoints", "cache"})
 # What torch.load raises, besides pickle.UnpicklingError, on a truncated, damaged or foreign file.
 TORCH_LOAD_ERRORS = (OSError, EOFError, RuntimeError, ValueError, KeyError, IndexError, struct.error, AssertionError)
 
@@ -33,7 +37,7 @@ def prepare_run_dir(path: Path, *, force: bool) -> Path:
     """A new, empty run directory; an existing non-empty one is refused unless ``force``."""
     if path.exists() and not path.is_dir():
         raise InputError("exists and is not a folder", path=path)
-    if check_replaceable(path, force=force, what="the run directory",
+    if check_replaceable(path, force=force, what="the run directory", own=RUN_FILES,
                          hint="continue it with --resume or replace it with --force"):
         shutil.rmtree(path)
     try:
@@ -41,6 +45,15 @@ def prepare_run_dir(path: Path, *, force: bool) -> Path:
     except OSError as e:
         raise InputError(f"cannot create the run directory ({e.strerror})", path=path) from None
     return path
+
+
+def check_outside(run_dir: Path, *inputs) -> None:
+    """A run directory never is, nor holds, one of the command's inputs (``--force`` would delete it)."""
+    target = Path(os.path.abspath(run_dir))
+    for given in inputs:
+        source = Path(os.path.abspath(given))
+        if source == target or target in source.parents:
+            raise InputError(f"the run directory would hold the input {given}; choose another -o", path=run_dir)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

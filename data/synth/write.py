@@ -80,6 +80,10 @@ def _check_out_dir(out_dir: Path) -> None:
         raise InputError("the parent folder does not exist", path=out_dir.parent)
 
 
+# Everything `hier data synth` writes: what its --force may replace.
+SYNTH_FILES = frozenset({"taxonomy.json", "lineage.csv", "ecotaxa_export.tsv", "train", "val", "test", "unseen"})
+
+
 def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, images: int = 10_000, size: int = 64, unseen: int = 3,
                depth: int = 4, image_format: str = "png", force: bool = False, workers: int | None = None,
                progress: Callable[[int, int], None] | None = None) -> SynthResult:
@@ -92,7 +96,7 @@ def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, images: int = 10_00
     started = time.perf_counter()
     out_dir = Path(os.path.abspath(out_dir))
     _check_out_dir(out_dir)
-    check_replaceable(out_dir, force=force)
+    check_replaceable(out_dir, force=force, own=SYNTH_FILES)
     if image_format not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)} (got {image_format!r})")
     if size < 16:

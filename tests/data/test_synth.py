@@ -217,15 +217,22 @@ def test_non_empty_out_dir_needs_force_and_interrupted_runs_leave_nothing(tmp_pa
         synthesize(out, images=120, size=24, unseen=0, depth=3, workers=1)
     assert (out / "mine.txt").read_text() == "keep"
 
+    with pytest.raises(InputError, match="'mine.txt', which hier did not write there"):  # --force: own output only
+        synthesize(out, images=120, size=24, unseen=0, depth=3, workers=1, force=True)
+    assert (out / "mine.txt").read_text() == "keep"
+    (out / "mine.txt").unlink()
+    synthesize(out, images=120, size=24, unseen=0, depth=3, workers=1)
+    first = (out / "lineage.csv").read_text()
+
     def interrupt(done, total):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        synthesize(out, images=120, size=24, unseen=0, depth=3, workers=1, force=True, progress=interrupt)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"] and (out / "mine.txt").exists()
+        synthesize(out, images=120, size=24, unseen=0, depth=3, workers=1, seed=1, force=True, progress=interrupt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"] and (out / "lineage.csv").read_text() == first
 
-    synthesize(out, images=120, size=24, unseen=0, depth=3, workers=1, force=True)
-    assert not (out / "mine.txt").exists() and (out / "taxonomy.json").is_file()
+    synthesize(out, images=120, size=24, unseen=0, depth=3, workers=1, seed=1, force=True)
+    assert (out / "lineage.csv").read_text() != first and (out / "taxonomy.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]  # no staging or old folder left
 
 

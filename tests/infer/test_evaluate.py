@@ -34,7 +34,7 @@ def test_evaluate_writes_every_metric_and_the_plot(trained, run_copy, tmp_path):
     unseen = result["unseen"]
     assert unseen["images"] == len(list((trained.data / "unseen").rglob("*.png"))) and unseen["images"] > 0
     assert unseen["at_known_ancestor"] + unseen["in_wrong_leaf"] + unseen["elsewhere"] == pytest.approx(1)
-    assert json.loads((run / evaluation.EVALUATION).read_text()) == json.loads(json.dumps(result))
+    assert json.loads((run / runs.EVALUATION).read_text()) == json.loads(json.dumps(result))
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -59,4 +59,4 @@ def test_bad_plot_paths_are_refused_before_any_work(trained, tmp_path):
         evaluation.evaluate(run, trained.data, plot=tmp_path / "curve.txt", progress=False)
     with pytest.raises(InputError, match="does not exist"):
         evaluation.evaluate(run, trained.data, plot=tmp_path / "missing" / "curve.png", progress=False)
-    assert not (run / evaluation.EVALUATION).exists()
+    assert not (run / runs.EVALUATION).exists()
