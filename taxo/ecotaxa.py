@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 
 from hier.core.errors import InputError
 from hier.core.files import decode_text, read_bytes
-from hier.core.tables import numbered_rows
+from hier.core.tables import TYPE_TAGS, numbered_rows
 
 from .taxonomy import Taxonomy
 
@@ -47,7 +47,8 @@ class EcoTaxaRow:
 def write_header(writer, columns: Sequence[str], numbers: Sequence[str] = ()) -> None:
     """An export's two header lines for a csv writer: the column names, then each column's type tag."""
     writer.writerow(columns)
-    writer.writerow(["[f]" if c in numbers else "[t]" for c in columns])
+    text, number = TYPE_TAGS
+    writer.writerow([number if c in numbers else text for c in columns])
 
 
 def safe_member(name: str, archive) -> PurePosixPath:

@@ -67,17 +67,16 @@ def torchvision_backbone(name: str, weights=None):
     from torchvision.transforms import InterpolationMode
 
     from hier.data.images import IMAGENET_PREPROCESS
-    from hier.train.weights import load_weights, looks_like_path, torchvision_state
+    from hier.train.weights import load_weights, looks_like_path, torchvision_state, torchvision_weights
 
     model = models.get_model(name, weights=None)
     preprocess = {"input_size": 224, **IMAGENET_PREPROCESS}
     if weights not in (None, "none") and looks_like_path(weights):
         load_weights(model, weights)
     elif weights not in (None, "none"):
-        from hier.train.weights import torchvision_weights
-
-        model.load_state_dict(torchvision_state(name, weights))
-        transform = torchvision_weights(name, weights).transforms()
+        enum = torchvision_weights(name, weights)
+        model.load_state_dict(torchvision_state(name, enum))
+        transform = enum.transforms()
         mode = transform.interpolation
         preprocess = {"input_size": transform.crop_size[0], "mean": list(transform.mean), "std": list(transform.std),
                       "interpolation": mode.value if isinstance(mode, InterpolationMode) else str(mode)}

@@ -50,15 +50,16 @@ def backbone_is_frozen(config: dict) -> bool:
 PREPROCESS_KEYS = ("mean", "std", "interpolation")
 
 
-def with_preprocessing(config: dict, backbone: nn.Module) -> dict:
-    """The config with the backbone's own mean, std and interpolation where it leaves them open."""
+def with_preprocessing(config: dict, backbone: nn.Module | None) -> dict:
+    """The config with the backbone's own mean, std and interpolation where it leaves them open
+    (ImageNet's, bilinear, for a backbone that names none)."""
     own = {**IMAGENET_PREPROCESS, **getattr(backbone, "preprocess", {})}
     return {**config, **{k: own[k] for k in PREPROCESS_KEYS if config.get(k) is None}}
 
 
 def image_transform(config: dict, *, train: bool = False):
     """What a run's images go through: letterbox to ``image_size``, augment when training, normalise."""
-    own = {**IMAGENET_PREPROCESS, **{k: config[k] for k in PREPROCESS_KEYS if config.get(k) is not None}}
+    own = with_preprocessing(config, None)
     return build_transform(config["image_size"], train=train and config["augment"], keep_size=config["keep_size"],
                            mean=own["mean"], std=own["std"], interpolation=own["interpolation"])
 

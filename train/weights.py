@@ -67,9 +67,8 @@ def torchvision_weights(name: str, choice: str):
                          f"{', '.join(w.name for w in options)}, a file path, or none)", where="--weights") from None
 
 
-def torchvision_state(name: str, choice: str) -> dict:
-    """The state dict of a torchvision weights enum: from the torch hub cache, else downloaded (when online)."""
-    enum = torchvision_weights(name, choice)
+def torchvision_state(name: str, enum) -> dict:
+    """The state dict of ``name``'s weights enum: from the torch hub cache, else downloaded (when online)."""
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
     if cached.is_file():
         return read_state(cached)
