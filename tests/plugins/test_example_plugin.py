@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +13,17 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hier-plugin-exampl
 
 
 @pytest.fixture(scope="module")
-def installed():
+def installed(tmp_path_factory):
+    """The package pip-installed into a throw-away folder on PYTHONPATH: its entry points are found
+    like any installed distribution's, and the environment running the tests is left as it was."""
+    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))  # builds write beside it
     # --no-deps: hier itself is already installed; --no-build-isolation: build with this environment's setuptools
     result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                             str(EXAMPLE)], capture_output=True, text=True, timeout=300)
+                             "--target", str(target), str(source)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    return {k: v for k, v in os.environ.items() if k != "HIER_LOAD_PLUGINS"}
+    env = {k: v for k, v in os.environ.items() if k != "HIER_LOAD_PLUGINS"}
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(target), env.get("PYTHONPATH")]))}
 
 
 def hier(env, *args):
