@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_WNIDS = Path(__file__).parent / "data" / "imagenet1k_wnids.txt"
+DEFAULT_WNIDS = Path(__file__).parents[1] / "taxo" / "wnids" / "imagenet1k.txt"
 
 RUN = """\
 import json, sys, time

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hier.core.errors import InputError
+
 console = Console(stderr=True)
 SHOWN_LEVELS = (0.5, 0.8, 0.9, 0.95, 0.99)
 WORST_CLASSES = 5
@@ -24,6 +26,21 @@ _DEVICE = typer.Option("auto", help="auto, cpu or cuda.")
 _BATCH = typer.Option(None, "--batch-size", min=1, help="Images per batch (default: the run's).")
 _WORKERS = typer.Option(None, min=0, help="Image-loading processes (default: the run's).")
 _UNCALIBRATED = typer.Option(False, "--uncalibrated", help="Ignore calibration.json: threshold = confidence.")
+_RUN = typer.Option(None, "--run", help="The run to use: a run directory or a built-in run (see `hier runs`); "
+                                        "default: the first argument when it is one, else the newest under ./runs.")
+
+
+def _choose(arguments: list[Path], run: Optional[Path], *, most: int | None = None):
+    """The run and the arguments left, saying on stderr how the run was chosen when it was not named."""
+    from hier.train.choose_run import choose_run
+
+    choice = choose_run(arguments, run, console=console)
+    if most is not None and len(choice.sources) > most:
+        raise InputError(f"one dataset at most, got {len(choice.sources)} arguments after the run",
+                         path=choice.sources[most])
+    if choice.note:
+        console.print(f"hier: {choice.note}")
+    return choice
 
 
 def _confidence(value: float) -> float:
@@ -44,9 +61,10 @@ def _number(value) -> str:
 
 
 def calibrate(
-    run_dir: Path = typer.Argument(..., help="A run directory written by hier fit."),
-    dataset: Optional[Path] = typer.Argument(None, help="Held-out data (default: the dataset the run was "
-                                                        "trained on)."),
+    arguments: List[Path] = typer.Argument(None, metavar="[RUN] [DATASET]",
+                                           help="A run (default: the newest under ./runs) and held-out data "
+                                                "(default: the dataset the run was trained on)."),
+    run: Optional[Path] = _RUN,
     split: Optional[str] = typer.Option(None, help="Split to calibrate on (default: the run's validation split)."),
     device: str = _DEVICE,
     batch_size: Optional[int] = _BATCH,
@@ -61,6 +79,8 @@ def calibrate(
     """
     from hier.infer.calibration import calibrate as run_calibrate
 
+    choice = _choose(arguments or [], run, most=1)
+    run_dir, dataset = choice.run_dir, (choice.sources or [None])[0]
     calibration = run_calibrate(run_dir, dataset, split=split, device=device, batch_size=batch_size,
                                 workers=workers, console=console)
     out = Console()
@@ -77,8 +97,11 @@ def calibrate(
 
 
 def predict(
-    run_dir: Path = typer.Argument(..., help="A run directory written by hier fit."),
-    images: List[Path] = typer.Argument(..., help="Images, folders (searched recursively) or tables of images."),
+    arguments: List[Path] = typer.Argument(..., metavar="[RUN] IMAGES...",
+                                           help="A run (default: the newest under ./runs, else the built-in "
+                                                "imagenet-lite0), then images, folders (searched recursively) "
+                                                "or tables of images."),
+    run: Optional[Path] = _RUN,
     confidence: float = typer.Option(0.9, "--confidence", "-c", help="How sure the answer must be, in (0, 1]."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .csv, .jsonl or .tsv (EcoTaxa import); "
                                                                  "default: CSV on stdout."),
@@ -96,11 +119,18 @@ def predict(
     C of the time (risk 0.05). Unreadable images get a row with an error; the run goes on.
 
     Example: hier predict runs/demo samples/ --confidence 0.9 -o predictions.csv
+
+    Example: hier predict --confidence 0.9 cat.jpg   (no run yet: ImageNet's WordNet tree, built in)
     """
     from hier.infer.calibration import answer_rule
     from hier.infer.predict import predict as run_predict
 
-    rule = answer_rule(run_dir, _confidence(confidence), use_calibration=not uncalibrated)
+    level = _confidence(confidence)
+    choice = _choose(arguments, run)
+    if not choice.sources:
+        raise InputError("no images given: hier predict [RUN] IMAGES...")
+    run_dir, images = choice.run_dir, choice.sources
+    rule = answer_rule(run_dir, level, use_calibration=not uncalibrated)
     summary = run_predict(run_dir, images, rule, out=out, fmt=fmt, top_k=top_k, force=force, device=device,
                           batch_size=batch_size, workers=workers, console=console)
     depths = ", ".join(f"depth {d}: {n}" for d, n in summary.depth_counts.items())
@@ -110,9 +140,11 @@ def predict(
 
 
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A run directory written by hier fit."),
-    dataset: Optional[Path] = typer.Argument(None, help="The dataset to evaluate on, its test split by default "
-                                                        "(default: the dataset the run was trained on)."),
+    arguments: List[Path] = typer.Argument(None, metavar="[RUN] [DATASET]",
+                                           help="A run (default: the newest under ./runs) and the dataset to "
+                                                "evaluate on, its test split by default (default: the dataset "
+                                                "the run was trained on)."),
+    run: Optional[Path] = _RUN,
     confidence: float = typer.Option(0.9, "--confidence", "-c", help="The confidence the answers are judged at."),
     split: Optional[str] = typer.Option(None, help="Split to evaluate (default: test)."),
     unseen: Optional[Path] = typer.Option(None, help="Images of classes missing from the taxonomy, in folders "
@@ -131,13 +163,22 @@ def evaluate(
     """
     from hier.infer.evaluate import evaluate as run_evaluate
 
-    result = run_evaluate(run_dir, dataset, confidence=_confidence(confidence), split=split, unseen=unseen,
+    level = _confidence(confidence)
+    choice = _choose(arguments or [], run, most=1)
+    run_dir, dataset = choice.run_dir, (choice.sources or [None])[0]
+    result = run_evaluate(run_dir, dataset, confidence=level, split=split, unseen=unseen,
                           use_calibration=not uncalibrated, device=device, batch_size=batch_size, workers=workers,
                           plot=plot, console=console)
-    out = Console()
     if as_json:
         typer.echo(json.dumps(result, indent=1))
-        return
+    else:
+        _print_evaluation(result)
+    if plot is not None:
+        console.print(f"operating curve written to {plot}")
+
+
+def _print_evaluation(result: dict) -> None:
+    out = Console()
     calibrated = (f"calibrated, T {result['temperature']:.3f}, threshold {result['threshold']:.3f}"
                   if result["calibrated"] else "uncalibrated")
     table = Table("metric", "value", title=f"{result['head']} on {result['split']} ({result['images']} images; "
@@ -163,12 +204,11 @@ def evaluate(
                   f"a wrong leaf, {u['elsewhere']:.1%} elsewhere")
     if result["unreadable"]:
         console.print(f"{result['unreadable']} images could not be read and were left out")
-    if plot is not None:
-        console.print(f"operating curve written to {plot}")
 
 
 def compare(
-    run_dirs: List[Path] = typer.Argument(..., help="Run directories, each evaluated with hier evaluate."),
+    run_dirs: List[Path] = typer.Argument(..., help="Run directories or built-in runs, each evaluated with "
+                                                    "hier evaluate."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write the table as CSV."),
     plot: Optional[Path] = typer.Option(None, help="Write the runs' operating curves to this .png/.svg/.pdf."),
 ):
@@ -182,7 +222,9 @@ def compare(
     from hier.infer.compare import compare as run_compare
     from hier.infer.plots import check_plot_path, plot_curves
     from hier.infer.writers import check_output
+    from hier.train.choose_run import resolve_run
 
+    run_dirs = [resolve_run(run_dir, console) for run_dir in run_dirs]
     if plot is not None:
         check_plot_path(plot)
     if csv_path is not None:
@@ -200,3 +242,26 @@ def compare(
     if plot is not None:
         plot_curves(evaluations, plot)
         console.print(f"operating curves written to {plot}")
+
+
+def runs_command(
+    root: Path = typer.Argument(Path("runs"), help="The folder hier fit writes runs into."),
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+):
+    """The runs under ./runs, newest first, and the built-in runs (usable wherever a run is: --run NAME).
+
+    Example: hier predict --run imagenet-lite0 photos/ --confidence 0.9
+    """
+    from hier.train.choose_run import list_runs
+
+    found = list_runs(root)
+    if as_json:
+        typer.echo(json.dumps(found, indent=1))
+        return
+    table = Table("run", "head", "backbone", "epochs", "complete", "calibrated", "finished", title="runs")
+    for entry in found:
+        table.add_row(entry["run"] + (" (built in)" if entry["builtin"] else ""), entry["head"] or "-",
+                      entry["backbone"] or "-", str(entry["epochs_done"]) if not entry["builtin"] else "-",
+                      _number(entry["complete"]) if not entry["builtin"] else "on first use" if not
+                      entry["complete"] else "yes", _number(entry["calibrated"]), entry["finished"] or "-")
+    Console().print(table)

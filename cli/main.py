@@ -32,6 +32,7 @@ app.command("calibrate")(infer.calibrate)
 app.command("predict")(infer.predict)
 app.command("evaluate")(infer.evaluate)
 app.command("compare")(infer.compare)
+app.command("runs")(infer.runs_command)
 
 
 @app.callback()

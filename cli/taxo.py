@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from hier.core.errors import InputError
+from hier.core.files import check_replaceable
 from hier.taxo import Taxonomy
 
 app = typer.Typer(help="Build, inspect and export taxonomies. Never needs torch.", no_args_is_help=True)
@@ -29,8 +30,9 @@ def build(
     file: Optional[Path] = typer.Argument(None, help="The source file (CSV/TSV table, EcoTaxa .tsv/.zip)."),
     source: str = typer.Option(..., "--source", "-s", help="wordnet, csv, ecotaxa, or a plugin's source.",
                                autocompletion=_sources),
-    out: Path = typer.Option(..., "--out", "-o", help="Where to write the hier-taxonomy JSON."),
-    wnids: Optional[Path] = typer.Option(None, help="wordnet: a file with one wnid per line."),
+    out: Path = typer.Option(Path("taxonomy.json"), "--out", "-o", help="Where to write the hier-taxonomy JSON."),
+    wnids: Optional[Path] = typer.Option(None, help="wordnet: a file with one wnid per line, or a built-in list: "
+                                                    "imagenet1k (the default when --folders is not given)."),
     folders: Optional[Path] = typer.Option(None, help="wordnet: a folder of class folders named by wnid."),
     tree: Optional[str] = typer.Option(None, help="wordnet: which hypernym path each node keeps: longest|shortest|first."),
     no_prune: bool = typer.Option(False, "--no-prune", help="Keep dead nodes (inner nodes with one child)."),
@@ -41,10 +43,13 @@ def build(
     child_column: Optional[str] = typer.Option(None, help="csv: edge list, the child column."),
     label_column: Optional[str] = typer.Option(None, help="csv: the row's dataset label (becomes a node)."),
     status: Optional[str] = typer.Option(None, help="ecotaxa: statuses to keep (default validated)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
 ):
     """Build a taxonomy from WordNet, a plankton table or an EcoTaxa export.
 
     Examples:
+
+      hier taxo build --source wordnet                 # ImageNet-1k's WordNet tree -> ./taxonomy.json
 
       hier taxo build --source wordnet --wnids wnids.txt -o imagenet.json
 
@@ -63,6 +68,7 @@ def build(
         options["prune"] = False
     if file is not None and not file.exists():
         raise InputError("no such file", path=file)
+    check_replaceable(out, force=force)
     taxonomy = create_taxonomy(source, file, **options)
     taxonomy.save(out)
     console.print(f"wrote {out}: {len(taxonomy)} nodes, {len(taxonomy.leaves)} leaves, depth {taxonomy.max_depth}")
@@ -70,13 +76,15 @@ def build(
 
 @app.command()
 def prune(taxonomy: Path = typer.Argument(..., help="A hier-taxonomy JSON."),
-          out: Path = typer.Option(..., "--out", "-o", help="Where to write the pruned taxonomy.")):
+          out: Path = typer.Option(..., "--out", "-o", help="Where to write the pruned taxonomy."),
+          force: bool = typer.Option(False, "--force", help="Replace an existing output file.")):
     """Remove dead nodes (inner nodes with one child); dataset labels are kept.
 
     Example: hier taxo prune tree.json -o pruned.json
     """
     from hier.taxo.prune import prune_dead_nodes
 
+    check_replaceable(out, force=force)
     t = Taxonomy.load(taxonomy)
     pruned = prune_dead_nodes(t)
     pruned.save(out)

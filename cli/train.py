@@ -27,9 +27,29 @@ def _names(kind: str):
     return complete
 
 
+def _settings(dataset: Path | None, resume: Path | None, out: Path | None, config: Path | None, flags: dict,
+              sets: list[str]) -> tuple[Path, dict, Path]:
+    """The dataset, resolved config and run directory: a new run's, or those recorded in the run resumed."""
+    from hier.train import config as cfg
+    from hier.train import runs
+
+    if resume is None:
+        resolved = cfg.resolve_config(config_file=config, flags=flags, sets=sets)
+        return (dataset or Path("."), resolved,
+                out or Path("runs") / f"{resolved['head']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    base = runs.read_config(runs.check_run_dir(resume))
+    recorded = Path(base["dataset"]) if base.get("dataset") else Path(".")
+    return dataset or recorded, cfg.resolve_config(config_file=config, flags=flags, sets=sets, base=base), resume
+
+
 def fit(
-    dataset: Path = typer.Argument(..., help="Class folders, an EcoTaxa export, or a CSV of paths and labels."),
-    taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", "-t", help="hier-taxonomy JSON (not with --resume)."),
+    dataset: Optional[Path] = typer.Argument(None, help="Class folders, an EcoTaxa export, or a CSV of paths and "
+                                                        "labels (default: the current folder; with --resume, the "
+                                                        "run's own)."),
+    taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", "-t",
+                                            help="hier-taxonomy JSON (not with --resume). Default: "
+                                                 "DATASET/taxonomy.json, else the lineage of an EcoTaxa export, "
+                                                 "else WordNet's tree of wnid class folders."),
     head: Optional[str] = typer.Option(None, help="Registered head name (see `hier heads`).",
                                        autocompletion=_names("heads")),
     loss: Optional[str] = typer.Option(None, help="Registered loss (default: the head's own).",
@@ -57,29 +77,26 @@ def fit(
     By default the heads train on frozen ImageNet features of EfficientNet-Lite0 (installed with pip, cached
     after the first epoch); --backbone smallcnn trains a small CNN from scratch instead.
 
-    Example: hier fit synth/ --taxonomy synth/taxonomy.json --head arcface-multihead --epochs 5 -o runs/demo
+    Examples: hier fit synth/ --taxonomy synth/taxonomy.json --head arcface-multihead --epochs 5 -o runs/demo ·
+    cd synth && hier fit --head arcface-multihead   (the dataset is ., its taxonomy ./taxonomy.json)
     """
     if offline:
         os.environ["HIER_OFFLINE"] = "1"  # read where weights are fetched, and by torchrun's other processes
     from hier.train import config as cfg
-    from hier.train import runs
 
     flags = {"head": head, "loss": loss, "backbone": backbone, "weights": weights, "freeze_backbone": freeze_backbone,
              "epochs": epochs, "batch_size": batch_size, "image_size": image_size, "device": device}
-    if resume is not None:
-        if taxonomy is not None:
-            raise InputError("--resume uses the run's own taxonomy; drop --taxonomy", where="--taxonomy")
-        base = runs.read_config(runs.check_run_dir(resume))
-        resolved = cfg.resolve_config(config_file=config, flags=flags, sets=set_, base=base)
-        run_dir = resume
-    else:
-        if taxonomy is None:
-            raise InputError("--taxonomy is required (a hier-taxonomy JSON, see `hier taxo build`)")
-        resolved = cfg.resolve_config(config_file=config, flags=flags, sets=set_)
-        run_dir = out or Path("runs") / f"{resolved['head']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if resume is not None and taxonomy is not None:
+        raise InputError("--resume uses the run's own taxonomy; drop --taxonomy", where="--taxonomy")
+    dataset, resolved, run_dir = _settings(dataset, resume, out, config, flags, set_)
     if print_config:
         typer.echo(cfg.dump(resolved), nl=False)
         return
+    if taxonomy is None and resume is None:
+        from hier.data.own_taxonomy import dataset_taxonomy
+
+        taxonomy, origin = dataset_taxonomy(dataset)
+        console.print(f"taxonomy: {origin}")
     from hier.train.fit import fit as run_fit
 
     run_fit(dataset, taxonomy, resolved, run_dir, resume=resume is not None, force=force, console=console)

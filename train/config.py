@@ -29,7 +29,7 @@ DEFAULTS: dict = {
     "weights": None,  # None: the backbone's default (DEFAULT for efficientnet_lite0); DEFAULT, a name, a file, none
     "freeze_backbone": None,  # None: frozen when pretrained weights are loaded, trained from scratch otherwise
     "backbone_lr": None,  # learning rate of an unfrozen backbone (None: the same as lr)
-    "embedding_size": 128,
+    "embedding_size": 128,  # None: no embedding block, the head reads the backbone's features
     "embedding_dropout": 0.2,
     # data
     "image_size": 160,  # letterbox side; plankton crops are small (see docs/training.md)
@@ -76,8 +76,8 @@ CHOICES = {
     "interpolation": ("bilinear", "bicubic", "nearest"),
 }
 OPTION_KEYS = ("head_options", "loss_options", "backbone_options")
-NULLABLE_TYPES = {"workers": int, "dataset": str, "loss": str, "weights": str, "freeze_backbone": bool,
-                  "backbone_lr": float, "mean": list, "std": list, "interpolation": str, "augment": bool}
+NULLABLE_TYPES = {"embedding_size": int, "workers": int, "dataset": str, "loss": str, "weights": str,
+                  "freeze_backbone": bool, "backbone_lr": float, "mean": list, "std": list, "interpolation": str, "augment": bool}
 
 
 def _type_ok(expected: type, value) -> bool:

@@ -79,9 +79,10 @@ def load_splits(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path) -
             Split([s.path for s in val], torch.as_tensor(targets(val, nodes))), new_split)
 
 
-def fit(dataset_path, taxonomy_path, config: dict, run_dir: str | Path, *, resume: bool = False,
-        force: bool = False, console=None) -> Path:
-    """Train and return the run directory. With ``resume``, continue ``run_dir`` from its last checkpoint."""
+def fit(dataset_path, taxonomy: str | os.PathLike | Taxonomy | None, config: dict, run_dir: str | Path, *,
+        resume: bool = False, force: bool = False, console=None) -> Path:
+    """Train and return the run directory. ``taxonomy``: a file or a built one (None with ``resume``: the
+    run's own). With ``resume``, continue ``run_dir`` from its last checkpoint."""
     run_dir = Path(run_dir)
     config = {**config, "dataset": os.path.abspath(dataset_path)}  # as the dataset readers and split.json write paths
     dist.setup()
@@ -89,8 +90,12 @@ def fit(dataset_path, taxonomy_path, config: dict, run_dir: str | Path, *, resum
         if resume:
             checkpoint, taxonomy, config = _resumed(run_dir, config)
         else:
-            runs.check_outside(run_dir, dataset_path, taxonomy_path)
-            checkpoint, taxonomy = None, Taxonomy.load(taxonomy_path)
+            if not isinstance(taxonomy, Taxonomy):
+                runs.check_outside(run_dir, dataset_path, taxonomy)
+                taxonomy = Taxonomy.load(taxonomy)
+            else:
+                runs.check_outside(run_dir, dataset_path)
+            checkpoint = None
         if config["deterministic"]:
             torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(config["seed"])

@@ -20,11 +20,14 @@ class Embedding(nn.Sequential):
 
 
 class HierNet(nn.Module):
-    def __init__(self, backbone: nn.Module, num_features: int, head: nn.Module, embedding_size: int,
+    """``embedding_size`` None: the head reads the backbone's features directly (a linear probe, or a
+    pretrained classifier kept as it is)."""
+
+    def __init__(self, backbone: nn.Module, num_features: int, head: nn.Module, embedding_size: int | None,
                  dropout: float):
         super().__init__()
         self.backbone = backbone
-        self.embedding = Embedding(num_features, embedding_size, dropout)
+        self.embedding = nn.Flatten() if embedding_size is None else Embedding(num_features, embedding_size, dropout)
         self.head = head
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
@@ -68,7 +71,7 @@ def build_model(config: dict, taxonomy: Taxonomy, *, load_weights: bool = True) 
     """The network and its loss. ``load_weights=False`` skips backbone weights (they come from a checkpoint)."""
     weights = config["weights"] if load_weights else None
     backbone, num_features = create_backbone(config["backbone"], weights=weights, **config["backbone_options"])
-    head = create_head(config["head"], in_features=config["embedding_size"], taxonomy=taxonomy,
+    head = create_head(config["head"], in_features=config["embedding_size"] or num_features, taxonomy=taxonomy,
                        **config["head_options"])
     loss = create_loss(config["loss"] or head.default_loss, taxonomy=taxonomy, **config["loss_options"])
     model = HierNet(backbone, num_features, head, config["embedding_size"], config["embedding_dropout"])
