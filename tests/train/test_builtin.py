@@ -4,6 +4,7 @@ installed files only, and answering up the WordNet path of the right class as th
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,3 +107,20 @@ def test_usable_by_name_where_a_run_is(run_cli, cache, photos):
     assert code == 0, err
     code, out, err = run_cli("runs", "--json")
     assert code == 0 and '"imagenet-lite0"' in out and '"complete": true' in out
+
+
+def test_calibrates_on_wnid_folders_like_any_run(run_cli, cache, photos, tmp_path):
+    data = tmp_path / "labelled"
+    for photo, wnid in (("chelsea", "n02123045"), ("coffee", "n07920052")):
+        (data / wnid).mkdir(parents=True)
+        for copy in range(4):
+            shutil.copy(photos[photo], data / wnid / f"{copy}.jpg")
+    code, out, err = run_cli("calibrate", "--run", "imagenet-lite0", data)
+    assert code == 0, err
+    calibration = builtin_run("imagenet-lite0") / runs.CALIBRATION
+    try:
+        assert re.search(r"on 8 \w+ images", " ".join(out.split())), out
+        code, out, err = run_cli("predict", "--run", "imagenet-lite0", photos["chelsea"], "-c", "0.5")
+        assert code == 0 and "using calibration.json" in err, err
+    finally:
+        calibration.unlink()  # the module's other tests answer uncalibrated
