@@ -6,6 +6,7 @@ The environment sees the packages of the one running the tests (hier, torch, pip
 environment running the tests is left as it was.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import site
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,12 @@ def test_the_guides_own_tests_pass(venv):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_the_environment_running_the_tests_is_left_as_it_was(venv):
+    with pytest.raises(metadata.PackageNotFoundError):
+        metadata.distribution("hier-cosface")
+    assert importlib.util.find_spec("hier_cosface") is None
 
 
 def test_listed_by_plugins_and_heads(venv):
