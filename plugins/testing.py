@@ -22,7 +22,11 @@ from .manager import get_plugins
 
 @contextmanager
 def registered_plugin(plugin, name: str | None = None):
+    """A plugin already loaded (its package installed, its entry point found) is used as it is."""
     plugins = get_plugins()
+    if plugins.pm.is_registered(plugin):
+        yield plugins
+        return
     registered = plugins.register(plugin, name=name)
     try:
         yield plugins
@@ -39,7 +43,8 @@ def _fixture():
         plugins, names = get_plugins(), []
 
         def register(plugin, name=None):
-            names.append(plugins.register(plugin, name=name))
+            if not plugins.pm.is_registered(plugin):  # installed and loaded already: nothing to add
+                names.append(plugins.register(plugin, name=name))
             return plugins
 
         yield register

@@ -1,4 +1,4 @@
-"""The taxonomy: a rooted tree of nodes, held as index arrays and a rustworkx graph.
+"""The taxonomy: a rooted tree of nodes, held as index arrays.
 
 Node order is the order of the file (or of the builder). Every derived structure
 (children, depth, leaves, ancestors) is computed once here, so heads and metrics can
@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 
 import numpy as np
-import rustworkx as rx
 
 from hier.core.errors import InputError
 
@@ -151,14 +150,6 @@ class Taxonomy:
     def leaves_under(self) -> np.ndarray:
         """Number of leaves at or below each node."""
         return self.ancestor_matrix[self.leaves].sum(axis=0).astype(np.int64)
-
-    @cached_property
-    def graph(self) -> rx.PyDiGraph:
-        """rustworkx graph, edges parent -> child; node payload and graph index equal the node index."""
-        g = rx.PyDiGraph(check_cycle=False)
-        g.add_nodes_from(range(len(self)))
-        g.add_edges_from_no_data([(int(p), i) for i, p in enumerate(self.parent) if p >= 0])
-        return g
 
     # ---- records and files ---------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -103,11 +104,24 @@ def _yaml(text: str):
 
 
 def head_defaults(head: str) -> dict:
-    """The built-in default config file of a head (``heads/configs/<head>.yaml``), or {}."""
-    path = resources.files("hier.heads").joinpath("configs", f"{head}.yaml")
-    if not path.is_file():
+    """The config ``hier fit --head HEAD`` starts from, or {}.
+
+    A head factory may carry ``default_config``, a mapping of config keys (how a plugin ships one);
+    the built-in heads keep theirs in ``heads/configs/<head>.yaml``.
+    """
+    from hier.plugins import get_plugins
+
+    entry = get_plugins().registry("heads").get(head)
+    defaults = getattr(entry.factory, "default_config", None)
+    where = f"the {head} head's default config"
+    if defaults is None and entry.plugin == "hier":
+        path = resources.files("hier.heads").joinpath("configs", f"{head}.yaml")
+        defaults = (_yaml(path.read_text(encoding="utf-8")) or {}) if path.is_file() else None
+    if defaults is None:
         return {}
-    return _yaml(path.read_text()) or {}
+    if not isinstance(defaults, Mapping) or defaults.get("head", head) != head:
+        raise InputError(f"{where} must be a mapping of config keys whose 'head', if given, is {head!r}")
+    return copy.deepcopy(dict(defaults))
 
 
 def load_config_file(path: str | Path) -> dict:

@@ -26,8 +26,8 @@ def hier_in_subprocess(path, *args, env_plugins=None):
     env.pop("HIER_LOAD_PLUGINS", None)
     if env_plugins is not None:
         env["HIER_LOAD_PLUGINS"] = env_plugins
-    return subprocess.run([sys.executable, "-m", "hier.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "hier.cli", *args], check=False, capture_output=True, text=True,
+                          env=env, timeout=120)
 
 
 @pytest.fixture
@@ -126,3 +126,12 @@ def test_registered_plugin_context_and_fixture(hier_plugin):
     assert "tiny" not in list_taxonomy_sources()
     hier_plugin(TinySource())
     assert get_plugins().registry("taxonomy_sources").get("tiny").help == "one node"
+
+
+def test_registered_plugin_uses_a_plugin_already_loaded_and_leaves_it_loaded(hier_plugin):
+    plugin = TinySource()
+    hier_plugin(plugin)  # as if its package were installed and its entry point loaded
+    with registered_plugin(plugin):
+        assert create_taxonomy("tiny", "x").ids == ["x"]
+    hier_plugin(plugin)
+    assert "tiny" in list_taxonomy_sources()

@@ -35,13 +35,6 @@ def test_ancestors_and_lineage():
     assert t.path_ids(t.index("a2")) == "r>a>a2"
 
 
-def test_graph_is_rustworkx_tree():
-    t = tree("r>a", "r>b", "a>c")
-    g = t.graph
-    assert g.num_nodes() == 4 and g.num_edges() == 3
-    assert sorted(g.successor_indices(0)) == [1, 2]
-
-
 def test_round_trip_keeps_extra_keys(tmp_path):
     t = Taxonomy([{"id": "r", "name": "root", "parent": None, "rank": None},
                   {"id": "x", "name": "x", "parent": "r", "rank": "genus", "aphia_id": 12, "label": True}],

@@ -1,5 +1,8 @@
+from typing import ClassVar
+
 import pytest
 
+from hier.plugins import hookimpl
 from hier.taxo import InputError
 from hier.train.config import DEFAULTS, changed_keys, head_defaults, parse_set, resolve_config
 
@@ -59,3 +62,30 @@ def test_changed_keys():
     a = resolve_config()
     b = resolve_config(flags={"epochs": 99, "lr": 0.5})
     assert changed_keys(a, b) == ["epochs", "lr"]
+
+
+class _PluginHead:
+    """A registered head factory that ships its default config, as a plugin's head does."""
+
+    default_config: ClassVar[dict] = {"head_options": {"width": 3}, "loss": "bce", "lr": 0.05}
+
+    def __init__(self, *, in_features, taxonomy, width=1):
+        pass
+
+
+class _Plugin:
+    @staticmethod
+    @hookimpl
+    def register_heads(register):
+        register("plugin-head", _PluginHead)
+        register("wrong-head", type("Wrong", (), {"default_config": {"head": "classifier"}}))
+
+
+def test_a_plugin_heads_default_config_comes_between_the_defaults_and_the_user(hier_plugin):
+    hier_plugin(_Plugin())
+    assert head_defaults("plugin-head") == _PluginHead.default_config
+    config = resolve_config(flags={"head": "plugin-head"}, sets=["head_options.width=5"])
+    assert (config["loss"], config["lr"], config["head_options"]) == ("bce", 0.05, {"width": 5})
+    assert _PluginHead.default_config["head_options"] == {"width": 3}  # a copy was merged, not the class's dict
+    with pytest.raises(InputError, match="wrong-head head's default config must be .* whose 'head', if given"):
+        resolve_config(flags={"head": "wrong-head"})
