@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,8 +30,8 @@ from hier.core.files import atomic_write_text
 from hier.core.progress import Progress
 from hier.heads.tree import TreeTensors
 from hier.infer.scoring import (
+    calibration_parts,
     dataset_of,
-    held_out_split,
     node_probabilities,
     score_samples,
 )
@@ -56,8 +57,9 @@ def node_nll(probs: torch.Tensor, positive: torch.Tensor, known: torch.Tensor) -
     return (loss * known).sum()
 
 
-def fit_temperature(scores: torch.Tensor, targets: torch.Tensor, node_probabilities, taxonomy, *,
-                    rows: int = 8192) -> tuple[float, float, float]:
+def fit_temperature(
+    scores: torch.Tensor, targets: torch.Tensor, node_probabilities, taxonomy, *, rows: int = 8192
+) -> tuple[float, float, float]:
     """The temperature T minimising the mean node BCE of ``node_probabilities(scores / T)``.
 
     Returns (T, loss at T = 1, loss at T). The loss is searched on a grid of log T, then refined by
@@ -72,9 +74,9 @@ def fit_temperature(scores: torch.Tensor, targets: torch.Tensor, node_probabilit
         total = 0.0
         with torch.no_grad():
             for start in range(0, len(scores), rows):
-                chunk = scores[start:start + rows]
+                chunk = scores[start : start + rows]
                 probs = node_probabilities(chunk / temperature).cpu()
-                total += node_nll(probs, positive[start:start + rows], known[start:start + rows]).item()
+                total += node_nll(probs, positive[start : start + rows], known[start : start + rows]).item()
         return total / count
 
     low, high = LOG_T_RANGE
@@ -106,8 +108,9 @@ def candidate_thresholds() -> torch.Tensor:
     return torch.arange(THRESHOLD_STEPS, 0, -1, dtype=torch.float64) / THRESHOLD_STEPS
 
 
-def threshold_table(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensors, *,
-                    levels=LEVELS, delta: float = DELTA) -> list[dict]:
+def threshold_table(
+    probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensors, *, levels=LEVELS, delta: float = DELTA
+) -> list[dict]:
     """Per level: the lowest threshold passing fixed-sequence testing, with its figures on this split.
 
     ``threshold`` is None when even 1.000 fails (too few images to certify the level).
@@ -123,13 +126,23 @@ def threshold_table(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensor
         passing = counts >= minimum_correct(n, level, delta)
         failed = (~passing).nonzero()
         stop = int(failed[0]) if len(failed) else len(thresholds)
-        entry = {"level": level, "threshold": None, "correct": None, "lower_bound": None, "mean_depth": None,
-                 "information_recall": None}
+        entry = {
+            "level": level,
+            "threshold": None,
+            "correct": None,
+            "lower_bound": None,
+            "mean_depth": None,
+            "information_recall": None,
+        }
         if stop > 0:
             i = stop - 1
-            entry.update(threshold=round(thresholds[i].item(), 6), correct=correct[i].item(),
-                         lower_bound=clopper_pearson_lower(int(counts[i]), n, delta),
-                         mean_depth=curve["mean_depth"][i], information_recall=curve["information_recall"][i])
+            entry.update(
+                threshold=round(thresholds[i].item(), 6),
+                correct=correct[i].item(),
+                lower_bound=clopper_pearson_lower(int(counts[i]), n, delta),
+                mean_depth=curve["mean_depth"][i],
+                information_recall=curve["information_recall"][i],
+            )
         table.append(entry)
     return table
 
@@ -159,6 +172,8 @@ class Calibration:
     split: str = ""
     loss_before: float | None = None  # node BCE at T = 1
     loss_after: float | None = None  # node BCE at T
+    temperature_split: str = ""  # the images the temperature was fitted on (disjoint from ``split``)
+    temperature_n: int = 0
     format: str = field(default=FORMAT)
     version: int = 1
 
@@ -172,11 +187,48 @@ class Calibration:
             return None
         try:
             data = json.loads(path.read_text())
-            if data.get("format") != FORMAT:
-                raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT!r}")
-            return cls(**data)
-        except (ValueError, TypeError) as e:
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError(
+                    f"format is {data.get('format') if isinstance(data, dict) else None!r}, expected {FORMAT!r}"
+                )
+            calibration = cls(**data)
+            calibration.check()
+            return calibration
+        except (ValueError, TypeError, RecursionError) as e:
             raise InputError(f"not a readable calibration file ({e}); run hier calibrate again", path=path) from None
+
+    def check(self) -> None:
+        """Every field predict and evaluate rely on, checked: a hand-edited or damaged file is refused."""
+
+        def number(value, low: float, high: float, what: str, *, open_low: bool = False) -> None:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < low
+                or value > high
+                or (open_low and value == low)
+            ):
+                raise ValueError(
+                    f"{what} is {value!r}, expected a number in {'(' if open_low else '['}{low:g}, {high:g}]"
+                )
+
+        number(self.temperature, 0, math.inf, "temperature", open_low=True)
+        number(self.delta, 0, 1, "delta", open_low=True)
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
+            raise ValueError(f"n is {self.n!r}, expected a positive count of images")
+        if not isinstance(self.weights_sha256, str) or len(self.weights_sha256) != 64:
+            raise ValueError("weights_sha256 is not a sha256 digest")
+        if not isinstance(self.table, list) or not self.table:
+            raise ValueError("the confidence table is empty")
+        previous = 0.0
+        for k, entry in enumerate(self.table):
+            if not isinstance(entry, dict) or "level" not in entry or "threshold" not in entry:
+                raise ValueError(f"table entry {k} lacks a level or a threshold")
+            number(entry["level"], previous, 1, f"table entry {k}'s level", open_low=True)
+            if entry["threshold"] is not None:
+                number(entry["threshold"], 0, 1, f"table entry {k}'s threshold")
+            previous = entry["level"]
 
     def entry(self, confidence: float) -> dict | None:
         """The entry of the smallest level >= confidence (a conservative reading); None above the table."""
@@ -187,30 +239,77 @@ class Calibration:
         return max((e["level"] for e in self.table if e["threshold"] is not None), default=None)
 
 
-def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = "auto",
-              batch_size: int | None = None, workers: int | None = None, console=None,
-              progress: bool = True) -> Calibration:
-    """Fit the temperature and the threshold table on a held-out split and store them in the run.
+def calibrate(
+    run_dir,
+    dataset=None,
+    *,
+    split: str | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    workers: int | None = None,
+    console=None,
+    progress: bool = True,
+) -> Calibration:
+    """Fit the temperature and the threshold table on held-out images and store them in the run.
 
-    ``dataset`` defaults to the one the run was trained on; ``split`` to the run's validation split.
+    ``dataset`` defaults to the one the run was trained on; the thresholds are certified on its
+    calibration part (or ``split``), the temperature is fitted on a disjoint part
+    (:func:`hier.infer.scoring.calibration_parts`).
     """
     run_dir = runs.check_run_dir(run_dir)
     dataset = dataset_of(run_dir, dataset, "calibrate")
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
-    samples, split_name, _ = held_out_split(run_dir, dataset, split, config["val_split"])
+    parts = calibration_parts(run_dir, dataset, split, config["val_split"])
+    if parts.warning:
+        warnings.warn(parts.warning, stacklevel=2)
     with Progress(console=console, enabled=progress) as bar:
-        scored = score_samples(model, samples, taxonomy, config, device, batch_size=batch_size, workers=workers,
-                               progress=bar, what=f"calibrate {split_name}")
-    temperature, before, after = fit_temperature(scored.scores, scored.targets,
-                                                 lambda s: model.node_probabilities(s.to(device)), taxonomy)
+        tuned, scored = (
+            score_samples(
+                model,
+                samples,
+                taxonomy,
+                config,
+                device,
+                batch_size=batch_size,
+                workers=workers,
+                progress=bar,
+                what=f"calibrate {name}",
+            )
+            for samples, name in ((parts.temperature, parts.temperature_name), (parts.certify, parts.certify_name))
+        )
+    temperature, before, after = fit_temperature(
+        tuned.scores, tuned.targets, lambda s: model.node_probabilities(s.to(device)), taxonomy
+    )
     probs = node_probabilities(model, scored.scores, temperature, device)
-    calibration = Calibration(temperature=temperature, delta=DELTA, n=len(scored.targets),
-                              table=threshold_table(probs, scored.targets, TreeTensors(taxonomy)),
-                              weights_sha256=weights_digest(run_dir), unreadable=len(scored.unreadable),
-                              dataset=str(dataset), split=split_name, loss_before=before, loss_after=after)
+    calibration = Calibration(
+        temperature=temperature,
+        delta=DELTA,
+        n=len(scored.targets),
+        table=threshold_table(probs, scored.targets, TreeTensors(taxonomy)),
+        weights_sha256=weights_digest(run_dir),
+        unreadable=len(scored.unreadable) + len(tuned.unreadable),
+        dataset=str(dataset),
+        split=parts.certify_name,
+        loss_before=before,
+        loss_after=after,
+        temperature_split=parts.temperature_name,
+        temperature_n=len(tuned.targets),
+    )
     calibration.save(run_dir)
     return calibration
+
+
+def images_needed(level: float, delta: float = DELTA) -> int:
+    """The fewest calibration images that can certify ``level`` at all: all of them must be answered right.
+
+    With k = n correct the Clopper-Pearson lower bound is delta ** (1 / n) (:func:`clopper_pearson_lower`),
+    so n >= log(delta) / log(level); searched on the bound itself rather than the closed form.
+    """
+    n = max(1, math.floor(math.log(delta) / math.log(level)))
+    while clopper_pearson_lower(n, n, delta) < level:
+        n += 1
+    return n
 
 
 # ---- what predict and evaluate answer with ------------------------------------------------------
@@ -229,12 +328,16 @@ class AnswerRule:
 
     def describe(self) -> str:
         if not self.calibrated:
-            return (f"uncalibrated: threshold = confidence = {self.confidence:g}, temperature 1 "
-                    "(no guarantee; run hier calibrate for one)")
+            return (
+                f"uncalibrated: threshold = confidence = {self.confidence:g}, temperature 1 "
+                "(no guarantee; run hier calibrate for one)"
+            )
         c = self.calibration
-        return (f"using calibration.json: temperature {self.temperature:.3f}, confidence {self.confidence:g} -> "
-                f"level {self.level:.2f} -> threshold {self.threshold:.3f} (certified on {c.n} {c.split} images "
-                f"at risk {c.delta:g})")
+        return (
+            f"using calibration.json: temperature {self.temperature:.3f}, confidence {self.confidence:g} -> "
+            f"level {self.level:.2f} -> threshold {self.threshold:.3f} (certified on {c.n} {c.split} images "
+            f"at risk {c.delta:g})"
+        )
 
 
 def check_confidence(confidence: float) -> None:
@@ -250,15 +353,21 @@ def answer_rule(run_dir, confidence: float, *, use_calibration: bool = True) -> 
     if calibration is None:
         return AnswerRule(confidence, confidence, 1.0, False)
     if calibration.weights_sha256 != weights_digest(run_dir):
-        raise InputError("calibration.json was made for other weights of this run; run hier calibrate again "
-                         "or use --uncalibrated", path=run_dir / runs.CALIBRATION)
+        raise InputError(
+            "calibration.json was made for other weights of this run; run hier calibrate again or use --uncalibrated",
+            path=run_dir / runs.CALIBRATION,
+        )
     entry = calibration.entry(confidence)
     if entry is None:
-        raise InputError(f"the calibration table stops at confidence {calibration.table[-1]['level']:g}; "
-                         f"ask for less, or use --uncalibrated")
+        raise InputError(
+            f"the calibration table stops at confidence {calibration.table[-1]['level']:g}; "
+            f"ask for less, or use --uncalibrated"
+        )
     if entry["threshold"] is None:
         highest = calibration.highest_certified
-        raise InputError(f"{calibration.n} calibration images cannot certify confidence {entry['level']:g} at risk "
-                         f"{calibration.delta:g} (highest certified: {highest if highest is not None else 'none'}); "
-                         "calibrate on more images, ask for less, or use --uncalibrated")
+        raise InputError(
+            f"{calibration.n} calibration images cannot certify confidence {entry['level']:g} at risk "
+            f"{calibration.delta:g} (highest certified: {highest if highest is not None else 'none'}); "
+            "calibrate on more images, ask for less, or use --uncalibrated"
+        )
     return AnswerRule(confidence, entry["threshold"], calibration.temperature, True, entry["level"], calibration)

@@ -47,8 +47,14 @@ CURVE_POINTS = 400  # operating-curve points kept in evaluation.json (its area i
 TOP_K = 5
 
 
-def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy: Taxonomy, threshold: float,
-                           *, level_thresholds: dict[float, float] | None = None) -> dict:
+def evaluate_probabilities(
+    probs: torch.Tensor,
+    targets: torch.Tensor,
+    taxonomy: Taxonomy,
+    threshold: float,
+    *,
+    level_thresholds: dict[float, float] | None = None,
+) -> dict:
     """All metrics of a split from its node probabilities [N, nodes] and node targets [N].
 
     ``threshold`` is the decoder's threshold for the chosen confidence; ``level_thresholds`` maps the
@@ -64,7 +70,11 @@ def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy:
         """The figures at threshold t, and the upper bound of its fraction correct: the split contradicts
         a promise above that bound (at risk DELTA)."""
         figures = at_confidence(probs, targets, tree, t)
-        return {**figures, "correct_upper_bound": clopper_pearson_upper(round(figures["correct"] * n), n, DELTA)}
+        return {
+            **figures,
+            "correct_upper_bound": clopper_pearson_upper(round(figures["correct"] * n), n, DELTA),
+            "below_label": below_label(decode(probs, t, tree.depth), targets, tree),
+        }
 
     chosen = at(threshold)
     curve = operating_curve(probs, targets, tree)
@@ -81,6 +91,7 @@ def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy:
         "threshold": threshold,
         "correct_at_confidence": chosen["correct"],
         "correct_at_confidence_upper_bound": chosen["correct_upper_bound"],
+        "below_label_at_confidence": chosen["below_label"],
         "mean_depth_at_confidence": chosen["mean_depth"],
         "information_recall_at_confidence": chosen["information_recall"],
         "operating_curve_area": curve_area(curve),
@@ -90,14 +101,28 @@ def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy:
         "ece_per_level": {str(k): v for k, v in metrics.calibration_per_level(probs, targets, tree).items()},
         "violation_rate": metrics.violation_rate(probs, torch.as_tensor(taxonomy.parent)),
         "at_levels": {f"{c:g}": {"threshold": t, **at(t)} for c, t in level_thresholds.items()},
-        "per_level": {str(level): {**figures, "confusions": [
-            {"true": names[t], "predicted": names[p] if p >= 0 else None, "count": count}
-            for t, p, count in figures["confusions"]]}
-            for level, figures in metrics.per_level(pred_leaf, targets, tree).items()},
+        "per_level": {
+            str(level): {
+                **figures,
+                "confusions": [
+                    {"true": names[t], "predicted": names[p] if p >= 0 else None, "count": count}
+                    for t, p, count in figures["confusions"]
+                ],
+            }
+            for level, figures in metrics.per_level(pred_leaf, targets, tree).items()
+        },
         "per_class_recall": {names[c]: {"recall": r, "images": count} for c, (r, count) in recall.items()},
         "operating_curve": thin_curve(curve, CURVE_POINTS),
     }
     return out
+
+
+def below_label(pred: torch.Tensor, targets: torch.Tensor, tree: TreeTensors) -> float:
+    """Share of answers strictly below their label (an inner node: a label that stops at genus).
+
+    correct@C counts them as correct because the label cannot refute them; nor can it confirm them.
+    """
+    return (tree.ancestors[pred, targets] & (pred != targets)).float().mean().item()
 
 
 def thin_curve(curve: dict[str, list[float]], points: int) -> dict[str, list[float]]:
@@ -112,8 +137,11 @@ def thin_curve(curve: dict[str, list[float]], points: int) -> dict[str, list[flo
 def unseen_figures(probs: torch.Tensor, known: torch.Tensor, taxonomy: Taxonomy, threshold: float) -> dict:
     tree = TreeTensors(taxonomy)
     pred = decode(probs, threshold, tree.depth)
-    return {"images": len(known), **metrics.unseen_placement(pred, known, tree),
-            "mean_depth": tree.depth[pred].float().mean().item()}
+    return {
+        "images": len(known),
+        **metrics.unseen_placement(pred, known, tree),
+        "mean_depth": tree.depth[pred].float().mean().item(),
+    }
 
 
 def unseen_folder(dataset) -> Path | None:
@@ -121,9 +149,21 @@ def unseen_folder(dataset) -> Path | None:
     return next((p for p in dataset.ignored if p.name == "unseen" and p.is_dir()), None)
 
 
-def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | None = None, unseen=None,
-             use_calibration: bool = True, device: str = "auto", batch_size: int | None = None,
-             workers: int | None = None, plot: Path | None = None, console=None, progress: bool = True) -> dict:
+def evaluate(
+    run_dir,
+    dataset=None,
+    *,
+    confidence: float = 0.9,
+    split: str | None = None,
+    unseen=None,
+    use_calibration: bool = True,
+    device: str = "auto",
+    batch_size: int | None = None,
+    workers: int | None = None,
+    plot: Path | None = None,
+    console=None,
+    progress: bool = True,
+) -> dict:
     """Score a split (test by default) and return the metrics; also written to RUN_DIR/evaluation.json.
 
     ``dataset`` defaults to the one the run was trained on.
@@ -141,25 +181,56 @@ def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | Non
     if unseen_dir is not None:
         unseen_samples = read_dataset(unseen_dir).samples
     with Progress(console=console, enabled=progress) as bar:
-        scored = score_samples(model, samples, taxonomy, config, device, batch_size=batch_size, workers=workers,
-                               progress=bar, what=f"evaluate {split_name}")
-        unseen_scored = score_samples(model, unseen_samples, taxonomy, config, device, batch_size=batch_size,
-                                      workers=workers, progress=bar, what="unseen") if unseen_samples else None
+        scored = score_samples(
+            model,
+            samples,
+            taxonomy,
+            config,
+            device,
+            batch_size=batch_size,
+            workers=workers,
+            progress=bar,
+            what=f"evaluate {split_name}",
+        )
+        unseen_scored = (
+            score_samples(
+                model,
+                unseen_samples,
+                taxonomy,
+                config,
+                device,
+                batch_size=batch_size,
+                workers=workers,
+                progress=bar,
+                what="unseen",
+            )
+            if unseen_samples
+            else None
+        )
     probs = node_probabilities(model, scored.scores, rule.temperature, device)
     level_thresholds = None
     if rule.calibrated:
         entries = {c: rule.calibration.entry(c) for c in STANDARD_LEVELS}
         level_thresholds = {c: e["threshold"] for c, e in entries.items() if e and e["threshold"] is not None}
-    result = {"run": str(run_dir), "head": config["head"], "dataset": str(dataset), "split": split_name,
-              "unreadable": len(scored.unreadable), "confidence": confidence, "calibrated": rule.calibrated,
-              "temperature": rule.temperature,
-              **evaluate_probabilities(probs, scored.targets, taxonomy, rule.threshold,
-                                       level_thresholds=level_thresholds),
-              "unseen": None}
+    result = {
+        "run": str(run_dir),
+        "head": config["head"],
+        "dataset": str(dataset),
+        "split": split_name,
+        "unreadable": len(scored.unreadable),
+        "confidence": confidence,
+        "calibrated": rule.calibrated,
+        "temperature": rule.temperature,
+        **evaluate_probabilities(probs, scored.targets, taxonomy, rule.threshold, level_thresholds=level_thresholds),
+        "unseen": None,
+    }
     if unseen_scored is not None:
         unseen_probs = node_probabilities(model, unseen_scored.scores, rule.temperature, device)
-        result["unseen"] = {"folder": str(unseen_dir), "unreadable": len(unseen_scored.unreadable),
-                            **unseen_figures(unseen_probs, unseen_scored.targets, taxonomy, rule.threshold)}
+        result["unseen"] = {
+            "folder": str(unseen_dir),
+            "unreadable": len(unseen_scored.unreadable),
+            **unseen_figures(unseen_probs, unseen_scored.targets, taxonomy, rule.threshold),
+        }
     atomic_write_text(run_dir / runs.EVALUATION, json.dumps(result, indent=1) + "\n")
     if plot is not None:
         plot_curves({run_dir.name: result}, plot)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -170,8 +171,13 @@ def test_unreadable_calibration_file(run_dir):
 def test_calibrate_then_predict_uses_the_table(trained, run_copy, tmp_path):
     run = run_copy("classifier")
     calibration = cal.calibrate(run, trained.data, progress=False)
-    val = sorted((trained.data / "val").rglob("*.png"))
-    assert calibration.n == len(val) and calibration.split == "val" and len(calibration.table) == 50
+    # thresholds on the part fit held out of the training images; the temperature on val, disjoint from it
+    held_out = [Path(p) for p in json.loads((run / runs.SPLIT).read_text())["calib"]]
+    assert held_out and all(p.parent.parent.name == "train" for p in held_out)
+    val = held_out
+    assert calibration.n == len(val) and calibration.split == "calib" and len(calibration.table) == 50
+    assert calibration.temperature_split == "val"
+    assert calibration.temperature_n == len(list((trained.data / "val").rglob("*.png")))
     assert calibration.temperature > 0 and calibration.loss_after <= calibration.loss_before
     stored = json.loads((run / "calibration.json").read_text())
     assert stored["table"] == calibration.table and stored["delta"] == 0.05
