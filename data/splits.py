@@ -38,12 +38,8 @@ def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
     return counts
 
 
-def stratified_split(
-    samples: Sequence[Sample],
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
-    seed: int = 0,
-    names: Sequence[str] | None = None,
-) -> dict[str, list[Sample]]:
+def stratified_split(samples: Sequence[Sample], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+                     names: Sequence[str] | None = None) -> dict[str, list[Sample]]:
     """A seeded split that keeps every class in every split when it has enough images.
 
     ``names`` default to train/val/test (train/val for two fractions). Each class's samples
@@ -65,7 +61,7 @@ def stratified_split(
         order = rng.permutation(len(group))
         start = 0
         for name, count in zip(names, split_counts(len(group), fractions)):
-            out[name] += [group[k] for k in order[start : start + count]]
+            out[name] += [group[k] for k in order[start:start + count]]
             start += count
     return {name: sorted(split, key=lambda s: str(s.path)) for name, split in out.items()}
 

@@ -57,9 +57,8 @@ def node_nll(probs: torch.Tensor, positive: torch.Tensor, known: torch.Tensor) -
     return (loss * known).sum()
 
 
-def fit_temperature(
-    scores: torch.Tensor, targets: torch.Tensor, node_probabilities, taxonomy, *, rows: int = 8192
-) -> tuple[float, float, float]:
+def fit_temperature(scores: torch.Tensor, targets: torch.Tensor, node_probabilities, taxonomy, *,
+                    rows: int = 8192) -> tuple[float, float, float]:
     """The temperature T minimising the mean node BCE of ``node_probabilities(scores / T)``.
 
     Returns (T, loss at T = 1, loss at T). The loss is searched on a grid of log T, then refined by
@@ -74,9 +73,9 @@ def fit_temperature(
         total = 0.0
         with torch.no_grad():
             for start in range(0, len(scores), rows):
-                chunk = scores[start : start + rows]
+                chunk = scores[start:start + rows]
                 probs = node_probabilities(chunk / temperature).cpu()
-                total += node_nll(probs, positive[start : start + rows], known[start : start + rows]).item()
+                total += node_nll(probs, positive[start:start + rows], known[start:start + rows]).item()
         return total / count
 
     low, high = LOG_T_RANGE
@@ -108,9 +107,8 @@ def candidate_thresholds() -> torch.Tensor:
     return torch.arange(THRESHOLD_STEPS, 0, -1, dtype=torch.float64) / THRESHOLD_STEPS
 
 
-def threshold_table(
-    probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensors, *, levels=LEVELS, delta: float = DELTA
-) -> list[dict]:
+def threshold_table(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensors, *,
+                    levels=LEVELS, delta: float = DELTA) -> list[dict]:
     """Per level: the lowest threshold passing fixed-sequence testing, with its figures on this split.
 
     ``threshold`` is None when even 1.000 fails (too few images to certify the level).
@@ -126,23 +124,13 @@ def threshold_table(
         passing = counts >= minimum_correct(n, level, delta)
         failed = (~passing).nonzero()
         stop = int(failed[0]) if len(failed) else len(thresholds)
-        entry = {
-            "level": level,
-            "threshold": None,
-            "correct": None,
-            "lower_bound": None,
-            "mean_depth": None,
-            "information_recall": None,
-        }
+        entry = {"level": level, "threshold": None, "correct": None, "lower_bound": None, "mean_depth": None,
+                 "information_recall": None}
         if stop > 0:
             i = stop - 1
-            entry.update(
-                threshold=round(thresholds[i].item(), 6),
-                correct=correct[i].item(),
-                lower_bound=clopper_pearson_lower(int(counts[i]), n, delta),
-                mean_depth=curve["mean_depth"][i],
-                information_recall=curve["information_recall"][i],
-            )
+            entry.update(threshold=round(thresholds[i].item(), 6), correct=correct[i].item(),
+                         lower_bound=clopper_pearson_lower(int(counts[i]), n, delta),
+                         mean_depth=curve["mean_depth"][i], information_recall=curve["information_recall"][i])
         table.append(entry)
     return table
 
@@ -188,9 +176,8 @@ class Calibration:
         try:
             data = json.loads(path.read_text())
             if not isinstance(data, dict) or data.get("format") != FORMAT:
-                raise ValueError(
-                    f"format is {data.get('format') if isinstance(data, dict) else None!r}, expected {FORMAT!r}"
-                )
+                raise ValueError(f"format is {data.get('format') if isinstance(data, dict) else None!r}, "
+                                 f"expected {FORMAT!r}")
             calibration = cls(**data)
             calibration.check()
             return calibration
@@ -201,17 +188,10 @@ class Calibration:
         """Every field predict and evaluate rely on, checked: a hand-edited or damaged file is refused."""
 
         def number(value, low: float, high: float, what: str, *, open_low: bool = False) -> None:
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or value < low
-                or value > high
-                or (open_low and value == low)
-            ):
-                raise ValueError(
-                    f"{what} is {value!r}, expected a number in {'(' if open_low else '['}{low:g}, {high:g}]"
-                )
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < low or value > high or (open_low and value == low):
+                raise ValueError(f"{what} is {value!r}, expected a number in {'(' if open_low else '['}{low:g}, "
+                                 f"{high:g}]")
 
         number(self.temperature, 0, math.inf, "temperature", open_low=True)
         number(self.delta, 0, 1, "delta", open_low=True)
@@ -239,17 +219,9 @@ class Calibration:
         return max((e["level"] for e in self.table if e["threshold"] is not None), default=None)
 
 
-def calibrate(
-    run_dir,
-    dataset=None,
-    *,
-    split: str | None = None,
-    device: str = "auto",
-    batch_size: int | None = None,
-    workers: int | None = None,
-    console=None,
-    progress: bool = True,
-) -> Calibration:
+def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = "auto",
+              batch_size: int | None = None, workers: int | None = None, console=None,
+              progress: bool = True) -> Calibration:
     """Fit the temperature and the threshold table on held-out images and store them in the run.
 
     ``dataset`` defaults to the one the run was trained on; the thresholds are certified on its
@@ -264,38 +236,19 @@ def calibrate(
     if parts.warning:
         warnings.warn(parts.warning, stacklevel=2)
     with Progress(console=console, enabled=progress) as bar:
-        tuned, scored = (
-            score_samples(
-                model,
-                samples,
-                taxonomy,
-                config,
-                device,
-                batch_size=batch_size,
-                workers=workers,
-                progress=bar,
-                what=f"calibrate {name}",
-            )
-            for samples, name in ((parts.temperature, parts.temperature_name), (parts.certify, parts.certify_name))
-        )
-    temperature, before, after = fit_temperature(
-        tuned.scores, tuned.targets, lambda s: model.node_probabilities(s.to(device)), taxonomy
-    )
+        tuned, scored = (score_samples(model, samples, taxonomy, config, device, batch_size=batch_size,
+                                       workers=workers, progress=bar, what=f"calibrate {name}")
+                         for samples, name in ((parts.temperature, parts.temperature_name),
+                                               (parts.certify, parts.certify_name)))
+    temperature, before, after = fit_temperature(tuned.scores, tuned.targets,
+                                                 lambda s: model.node_probabilities(s.to(device)), taxonomy)
     probs = node_probabilities(model, scored.scores, temperature, device)
-    calibration = Calibration(
-        temperature=temperature,
-        delta=DELTA,
-        n=len(scored.targets),
-        table=threshold_table(probs, scored.targets, TreeTensors(taxonomy)),
-        weights_sha256=weights_digest(run_dir),
-        unreadable=len(scored.unreadable) + len(tuned.unreadable),
-        dataset=str(dataset),
-        split=parts.certify_name,
-        loss_before=before,
-        loss_after=after,
-        temperature_split=parts.temperature_name,
-        temperature_n=len(tuned.targets),
-    )
+    calibration = Calibration(temperature=temperature, delta=DELTA, n=len(scored.targets),
+                              table=threshold_table(probs, scored.targets, TreeTensors(taxonomy)),
+                              weights_sha256=weights_digest(run_dir),
+                              unreadable=len(scored.unreadable) + len(tuned.unreadable),
+                              dataset=str(dataset), split=parts.certify_name, loss_before=before, loss_after=after,
+                              temperature_split=parts.temperature_name, temperature_n=len(tuned.targets))
     calibration.save(run_dir)
     return calibration
 
@@ -328,16 +281,12 @@ class AnswerRule:
 
     def describe(self) -> str:
         if not self.calibrated:
-            return (
-                f"uncalibrated: threshold = confidence = {self.confidence:g}, temperature 1 "
-                "(no guarantee; run hier calibrate for one)"
-            )
+            return (f"uncalibrated: threshold = confidence = {self.confidence:g}, temperature 1 "
+                    "(no guarantee; run hier calibrate for one)")
         c = self.calibration
-        return (
-            f"using calibration.json: temperature {self.temperature:.3f}, confidence {self.confidence:g} -> "
-            f"level {self.level:.2f} -> threshold {self.threshold:.3f} (certified on {c.n} {c.split} images "
-            f"at risk {c.delta:g})"
-        )
+        return (f"using calibration.json: temperature {self.temperature:.3f}, confidence {self.confidence:g} -> "
+                f"level {self.level:.2f} -> threshold {self.threshold:.3f} (certified on {c.n} {c.split} images "
+                f"at risk {c.delta:g})")
 
 
 def check_confidence(confidence: float) -> None:
@@ -353,21 +302,15 @@ def answer_rule(run_dir, confidence: float, *, use_calibration: bool = True) -> 
     if calibration is None:
         return AnswerRule(confidence, confidence, 1.0, False)
     if calibration.weights_sha256 != weights_digest(run_dir):
-        raise InputError(
-            "calibration.json was made for other weights of this run; run hier calibrate again or use --uncalibrated",
-            path=run_dir / runs.CALIBRATION,
-        )
+        raise InputError("calibration.json was made for other weights of this run; run hier calibrate again "
+                         "or use --uncalibrated", path=run_dir / runs.CALIBRATION)
     entry = calibration.entry(confidence)
     if entry is None:
-        raise InputError(
-            f"the calibration table stops at confidence {calibration.table[-1]['level']:g}; "
-            f"ask for less, or use --uncalibrated"
-        )
+        raise InputError(f"the calibration table stops at confidence {calibration.table[-1]['level']:g}; "
+                         f"ask for less, or use --uncalibrated")
     if entry["threshold"] is None:
         highest = calibration.highest_certified
-        raise InputError(
-            f"{calibration.n} calibration images cannot certify confidence {entry['level']:g} at risk "
-            f"{calibration.delta:g} (highest certified: {highest if highest is not None else 'none'}); "
-            "calibrate on more images, ask for less, or use --uncalibrated"
-        )
+        raise InputError(f"{calibration.n} calibration images cannot certify confidence {entry['level']:g} at risk "
+                         f"{calibration.delta:g} (highest certified: {highest if highest is not None else 'none'}); "
+                         "calibrate on more images, ask for less, or use --uncalibrated")
     return AnswerRule(confidence, entry["threshold"], calibration.temperature, True, entry["level"], calibration)

@@ -47,14 +47,8 @@ CURVE_POINTS = 400  # operating-curve points kept in evaluation.json (its area i
 TOP_K = 5
 
 
-def evaluate_probabilities(
-    probs: torch.Tensor,
-    targets: torch.Tensor,
-    taxonomy: Taxonomy,
-    threshold: float,
-    *,
-    level_thresholds: dict[float, float] | None = None,
-) -> dict:
+def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy: Taxonomy, threshold: float,
+                           *, level_thresholds: dict[float, float] | None = None) -> dict:
     """All metrics of a split from its node probabilities [N, nodes] and node targets [N].
 
     ``threshold`` is the decoder's threshold for the chosen confidence; ``level_thresholds`` maps the
@@ -70,11 +64,8 @@ def evaluate_probabilities(
         """The figures at threshold t, and the upper bound of its fraction correct: the split contradicts
         a promise above that bound (at risk DELTA)."""
         figures = at_confidence(probs, targets, tree, t)
-        return {
-            **figures,
-            "correct_upper_bound": clopper_pearson_upper(round(figures["correct"] * n), n, DELTA),
-            "below_label": below_label(decode(probs, t, tree.depth), targets, tree),
-        }
+        return {**figures, "correct_upper_bound": clopper_pearson_upper(round(figures["correct"] * n), n, DELTA),
+                "below_label": below_label(decode(probs, t, tree.depth), targets, tree)}
 
     chosen = at(threshold)
     curve = operating_curve(probs, targets, tree)
@@ -101,16 +92,10 @@ def evaluate_probabilities(
         "ece_per_level": {str(k): v for k, v in metrics.calibration_per_level(probs, targets, tree).items()},
         "violation_rate": metrics.violation_rate(probs, torch.as_tensor(taxonomy.parent)),
         "at_levels": {f"{c:g}": {"threshold": t, **at(t)} for c, t in level_thresholds.items()},
-        "per_level": {
-            str(level): {
-                **figures,
-                "confusions": [
-                    {"true": names[t], "predicted": names[p] if p >= 0 else None, "count": count}
-                    for t, p, count in figures["confusions"]
-                ],
-            }
-            for level, figures in metrics.per_level(pred_leaf, targets, tree).items()
-        },
+        "per_level": {str(level): {**figures, "confusions": [
+            {"true": names[t], "predicted": names[p] if p >= 0 else None, "count": count}
+            for t, p, count in figures["confusions"]]}
+            for level, figures in metrics.per_level(pred_leaf, targets, tree).items()},
         "per_class_recall": {names[c]: {"recall": r, "images": count} for c, (r, count) in recall.items()},
         "operating_curve": thin_curve(curve, CURVE_POINTS),
     }
@@ -137,11 +122,8 @@ def thin_curve(curve: dict[str, list[float]], points: int) -> dict[str, list[flo
 def unseen_figures(probs: torch.Tensor, known: torch.Tensor, taxonomy: Taxonomy, threshold: float) -> dict:
     tree = TreeTensors(taxonomy)
     pred = decode(probs, threshold, tree.depth)
-    return {
-        "images": len(known),
-        **metrics.unseen_placement(pred, known, tree),
-        "mean_depth": tree.depth[pred].float().mean().item(),
-    }
+    return {"images": len(known), **metrics.unseen_placement(pred, known, tree),
+            "mean_depth": tree.depth[pred].float().mean().item()}
 
 
 def unseen_folder(dataset) -> Path | None:
@@ -149,21 +131,9 @@ def unseen_folder(dataset) -> Path | None:
     return next((p for p in dataset.ignored if p.name == "unseen" and p.is_dir()), None)
 
 
-def evaluate(
-    run_dir,
-    dataset=None,
-    *,
-    confidence: float = 0.9,
-    split: str | None = None,
-    unseen=None,
-    use_calibration: bool = True,
-    device: str = "auto",
-    batch_size: int | None = None,
-    workers: int | None = None,
-    plot: Path | None = None,
-    console=None,
-    progress: bool = True,
-) -> dict:
+def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | None = None, unseen=None,
+             use_calibration: bool = True, device: str = "auto", batch_size: int | None = None,
+             workers: int | None = None, plot: Path | None = None, console=None, progress: bool = True) -> dict:
     """Score a split (test by default) and return the metrics; also written to RUN_DIR/evaluation.json.
 
     ``dataset`` defaults to the one the run was trained on.
@@ -181,56 +151,25 @@ def evaluate(
     if unseen_dir is not None:
         unseen_samples = read_dataset(unseen_dir).samples
     with Progress(console=console, enabled=progress) as bar:
-        scored = score_samples(
-            model,
-            samples,
-            taxonomy,
-            config,
-            device,
-            batch_size=batch_size,
-            workers=workers,
-            progress=bar,
-            what=f"evaluate {split_name}",
-        )
-        unseen_scored = (
-            score_samples(
-                model,
-                unseen_samples,
-                taxonomy,
-                config,
-                device,
-                batch_size=batch_size,
-                workers=workers,
-                progress=bar,
-                what="unseen",
-            )
-            if unseen_samples
-            else None
-        )
+        scored = score_samples(model, samples, taxonomy, config, device, batch_size=batch_size, workers=workers,
+                               progress=bar, what=f"evaluate {split_name}")
+        unseen_scored = score_samples(model, unseen_samples, taxonomy, config, device, batch_size=batch_size,
+                                      workers=workers, progress=bar, what="unseen") if unseen_samples else None
     probs = node_probabilities(model, scored.scores, rule.temperature, device)
     level_thresholds = None
     if rule.calibrated:
         entries = {c: rule.calibration.entry(c) for c in STANDARD_LEVELS}
         level_thresholds = {c: e["threshold"] for c, e in entries.items() if e and e["threshold"] is not None}
-    result = {
-        "run": str(run_dir),
-        "head": config["head"],
-        "dataset": str(dataset),
-        "split": split_name,
-        "unreadable": len(scored.unreadable),
-        "confidence": confidence,
-        "calibrated": rule.calibrated,
-        "temperature": rule.temperature,
-        **evaluate_probabilities(probs, scored.targets, taxonomy, rule.threshold, level_thresholds=level_thresholds),
-        "unseen": None,
-    }
+    result = {"run": str(run_dir), "head": config["head"], "dataset": str(dataset), "split": split_name,
+              "unreadable": len(scored.unreadable), "confidence": confidence, "calibrated": rule.calibrated,
+              "temperature": rule.temperature,
+              **evaluate_probabilities(probs, scored.targets, taxonomy, rule.threshold,
+                                       level_thresholds=level_thresholds),
+              "unseen": None}
     if unseen_scored is not None:
         unseen_probs = node_probabilities(model, unseen_scored.scores, rule.temperature, device)
-        result["unseen"] = {
-            "folder": str(unseen_dir),
-            "unreadable": len(unseen_scored.unreadable),
-            **unseen_figures(unseen_probs, unseen_scored.targets, taxonomy, rule.threshold),
-        }
+        result["unseen"] = {"folder": str(unseen_dir), "unreadable": len(unseen_scored.unreadable),
+                            **unseen_figures(unseen_probs, unseen_scored.targets, taxonomy, rule.threshold)}
     atomic_write_text(run_dir / runs.EVALUATION, json.dumps(result, indent=1) + "\n")
     if plot is not None:
         plot_curves({run_dir.name: result}, plot)

@@ -23,28 +23,17 @@ from hier.train.device import as_input, autocast
 from hier.train.model import image_transform
 
 
-def score_batches(
-    model,
-    paths: Sequence[Path],
-    config: dict,
-    device: torch.device,
-    *,
-    batch_size: int | None = None,
-    workers: int | None = None,
-    progress: Progress | None = None,
-    what: str = "images",
-) -> Iterator[tuple[range, torch.Tensor, torch.Tensor | None]]:
+def score_batches(model, paths: Sequence[Path], config: dict, device: torch.device, *,
+                  batch_size: int | None = None, workers: int | None = None,
+                  progress: Progress | None = None, what: str = "images"
+                  ) -> Iterator[tuple[range, torch.Tensor, torch.Tensor | None]]:
     """Yields (span, readable, scores) per batch, in order: the sample indices of the batch, those that
     could be read, and their scores [len(readable), width] on ``device`` (None when none could be read)."""
     batch_size = batch_size or config["batch_size"]
     data = ImageDataset(paths, transform=image_transform(config), return_index=True)
-    loader = torch.utils.data.DataLoader(
-        data,
-        batch_size=batch_size,
-        collate_fn=collate_skipping,
-        num_workers=loader_workers(config["workers"] if workers is None else workers),
-        pin_memory=device.type == "cuda",
-    )
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=collate_skipping,
+                                         num_workers=loader_workers(config["workers"] if workers is None else workers),
+                                         pin_memory=device.type == "cuda")
     task = progress.add(what, total=len(data)) if progress else None
     for number, batch in enumerate(loader):
         span = range(number * batch_size, min((number + 1) * batch_size, len(data)))
@@ -77,26 +66,16 @@ class Scored:
     unreadable: list[Path]
 
 
-def score_samples(
-    model,
-    samples: Sequence[Sample],
-    taxonomy: Taxonomy,
-    config: dict,
-    device,
-    *,
-    batch_size: int | None = None,
-    workers: int | None = None,
-    progress: Progress | None = None,
-    what: str = "images",
-) -> Scored:
+def score_samples(model, samples: Sequence[Sample], taxonomy: Taxonomy, config: dict, device, *,
+                  batch_size: int | None = None, workers: int | None = None,
+                  progress: Progress | None = None, what: str = "images") -> Scored:
     """Scores and node targets of every readable sample (calibration and evaluation hold them all)."""
     nodes = resolve_labels(samples, taxonomy)
     paths = [s.path for s in samples]
     targets = torch.tensor([nodes[s.label] for s in samples], dtype=torch.long)
     scores, kept, unreadable = [], [], []
-    for span, readable, batch_scores in score_batches(
-        model, paths, config, device, batch_size=batch_size, workers=workers, progress=progress, what=what
-    ):
+    for span, readable, batch_scores in score_batches(model, paths, config, device, batch_size=batch_size,
+                                                      workers=workers, progress=progress, what=what):
         unreadable += [paths[i] for i in sorted(set(span) - set(readable.tolist()))]
         if batch_scores is not None:
             scores.append(batch_scores.cpu())
@@ -109,9 +88,8 @@ def score_samples(
 @torch.no_grad()
 def node_probabilities(model, scores: torch.Tensor, temperature: float, device, rows: int = 8192) -> torch.Tensor:
     """Probabilities of ``scores / temperature`` on the CPU, computed on ``device`` a chunk at a time."""
-    return torch.cat(
-        [model.node_probabilities(chunk.to(device) / temperature).float().cpu() for chunk in scores.split(rows)]
-    )
+    return torch.cat([model.node_probabilities(chunk.to(device) / temperature).float().cpu()
+                      for chunk in scores.split(rows)])
 
 
 # ---- held-out splits ----------------------------------------------------------------------------
@@ -123,7 +101,8 @@ def dataset_of(run_dir: Path, dataset, command: str) -> Path:
         return Path(dataset)
     recorded = runs.read_config(run_dir).get("dataset")
     if not recorded:
-        raise InputError(f"this run does not record its dataset; give it: hier {command} RUN_DIR DATASET", path=run_dir)
+        raise InputError(f"this run does not record its dataset; give it: hier {command} RUN_DIR DATASET",
+                         path=run_dir)
     return Path(recorded)
 
 
@@ -147,11 +126,8 @@ def held_out_split(run_dir: Path, dataset_path, split: str | None, default: str)
     if saved is not None:
         return saved, name, dataset
     if split not in (None, "all"):
-        raise InputError(
-            f"no split {split!r}: the dataset has no splits and the run saved none of that name "
-            "(leave out --split to use all of it)",
-            path=dataset.root,
-        )
+        raise InputError(f"no split {split!r}: the dataset has no splits and the run saved none of that name "
+                         "(leave out --split to use all of it)", path=dataset.root)
     return dataset.samples, "all", dataset
 
 
