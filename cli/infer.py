@@ -80,8 +80,10 @@ def predict(
     run_dir: Path = typer.Argument(..., help="A run directory written by hier fit."),
     images: List[Path] = typer.Argument(..., help="Images, folders (searched recursively) or tables of images."),
     confidence: float = typer.Option(0.9, "--confidence", "-c", help="How sure the answer must be, in (0, 1]."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .csv, .jsonl or .tsv (EcoTaxa import); "
-                                                                 "default: CSV on stdout."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .csv, .jsonl, or an EcoTaxa import: "
+                                       "ecotaxa_NAME.tsv beside or above the images (EcoTaxa reads only ecotaxa*.tsv), "
+                                       "or NAME.zip with the table and the images, ready to upload; "
+                                       "default: CSV on stdout."),
     fmt: Optional[str] = typer.Option(None, "--format", help="csv, jsonl or ecotaxa (default: from the suffix)."),
     top_k: int = typer.Option(0, "--top-k", min=0, help="Add the k most probable leaves to each row."),
     uncalibrated: bool = _UNCALIBRATED,
