@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from hier.core.errors import InputError
@@ -16,7 +17,7 @@ from hier.core.progress import Progress
 from hier.data.images import ImageDataset, UnreadableImage, collate_skipping, load_image, loader_workers
 from hier.data.labels import resolve_labels
 from hier.data.readers import Dataset, Sample, read_dataset
-from hier.data.splits import CALIBRATION, saved_split, stratified_split
+from hier.data.splits import CALIBRATION, saved_split
 from hier.taxo import Taxonomy
 from hier.train import runs
 from hier.train.device import as_input, autocast
@@ -149,7 +150,7 @@ def calibration_parts(run_dir: Path, dataset_path, split: str | None, val_split:
     The validation split chose the best epoch already; the temperature, fitted there too, is part of
     the model fixed before the calibration images are looked at. Where there is no validation split
     apart from the images to certify on (``split`` is it, or a dataset the run never saw), the images
-    are halved, stratified and seeded: the temperature on one half, the thresholds on the other. A run
+    are halved at random (seeded): the temperature on one half, the thresholds on the other. A run
     without a calibration part (written before it existed) certifies on its validation split, with a
     warning.
     """
@@ -174,10 +175,11 @@ def calibration_parts(run_dir: Path, dataset_path, split: str | None, val_split:
                 return CalibrationParts(samples, name, tuned, tuned_name, warning, dataset)
         except InputError:
             pass  # no validation split in this dataset: halve the images below
-    halves = stratified_split(samples, (0.5, 0.5), seed=0, names=("temperature", "thresholds"))
-    return CalibrationParts(
-        halves["thresholds"], f"{name} (half)", halves["temperature"], f"{name} (other half)", warning, dataset
-    )
+    # a seeded random half, not a stratified one: singleton classes would all land on one side
+    order = np.random.default_rng(0).permutation(len(samples))
+    ordered = sorted(samples, key=lambda s: str(s.path))
+    half = [ordered[k] for k in order[: len(samples) // 2]], [ordered[k] for k in order[len(samples) // 2:]]
+    return CalibrationParts(half[1], f"{name} (half)", half[0], f"{name} (other half)", warning, dataset)
 
 
 def _calibration_part(run_dir: Path, dataset: Dataset) -> tuple[list[Sample] | None, str]:

@@ -195,3 +195,25 @@ def test_calibrate_then_predict_uses_the_table(trained, run_copy, tmp_path):
     tree = TreeTensors(taxonomy)
     correct = is_correct(torch.tensor(answered), torch.tensor(targets), tree).float().mean().item()
     assert correct == pytest.approx(calibration.entry(level)["correct"])  # the same split, the same answers
+
+
+# ---- how many calibration images a level needs ----------------------------------------------------
+
+
+@pytest.mark.parametrize("level, needed", [(0.9, 29), (0.95, 59), (0.99, 299)])
+def test_images_needed_to_certify_a_level(level, needed):
+    from hier.metrics.bounds import minimum_correct
+
+    assert cal.images_needed(level) == needed
+    assert minimum_correct(needed, level) == needed  # all of them right: just enough
+    assert minimum_correct(needed - 1, level) == needed  # one image fewer: not even all right is enough
+
+
+def test_a_run_without_a_calibration_part_falls_back_to_val_with_a_warning(trained, run_copy):
+    run = run_copy("classifier")
+    (run / runs.SPLIT).unlink()  # as fit wrote runs before the calibration part existed
+    with pytest.warns(UserWarning, match="no calibration part.*promise is weaker"):
+        calibration = cal.calibrate(run, trained.data, progress=False)
+    assert calibration.split == "val (half)" and calibration.temperature_split == "val (other half)"
+    val = len(list((trained.data / "val").rglob("*.png")))
+    assert calibration.n + calibration.temperature_n == val

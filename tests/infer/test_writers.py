@@ -137,10 +137,10 @@ def test_ecotaxa_zip_holds_the_images_and_imports(trained, tmp_path):
 
 def test_an_output_written_meanwhile_is_kept_and_the_second_writer_fails(tmp_path):
     out = tmp_path / "p.csv"
-    with pytest.raises(InputError, match="written by another process while this one ran"):
-        with writers.atomic_open(out, "w", exclusive=True) as f:
-            f.write("second\n")
-            out.write_text("first\n")  # what another predict run renames into place meanwhile
+    with pytest.raises(InputError, match="written by another process while this one ran"), \
+            writers.atomic_open(out, "w", exclusive=True) as f:
+        f.write("second\n")
+        out.write_text("first\n")  # what another predict run renames into place meanwhile
     assert out.read_text() == "first\n" and [p.name for p in tmp_path.iterdir()] == ["p.csv"]
 
 
@@ -149,9 +149,9 @@ def test_an_output_being_written_is_locked(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (tmp_path / ".p.csv.lock").write_text(str(holder.pid))
-        with pytest.raises(InputError, match=f"another command \\(process {holder.pid}\\) is writing this file"):
-            with writers.output_lock(out):
-                pass
+        with pytest.raises(InputError, match=f"another command \\(process {holder.pid}\\) is writing this file"), \
+                writers.output_lock(out):
+            pass
     finally:
         holder.kill()
         holder.wait()
