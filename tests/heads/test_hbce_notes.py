@@ -7,8 +7,8 @@ from importlib import resources
 
 import pytest
 import torch
-from torch import nn
 import yaml
+from torch import nn
 
 from hier.heads.hbce import _level_weights
 from hier.plugins import create_loss
