@@ -217,3 +217,11 @@ def test_a_run_without_a_calibration_part_falls_back_to_val_with_a_warning(train
     assert calibration.split == "val (half)" and calibration.temperature_split == "val (other half)"
     val = len(list((trained.data / "val").rglob("*.png")))
     assert calibration.n + calibration.temperature_n == val
+
+
+def test_the_docs_table_of_images_needed_is_the_computed_one():
+    docs = (Path(__file__).parents[2] / "docs" / "confidence.md").read_text()
+    levels = next(line for line in docs.splitlines() if line.strip().startswith("| level |"))
+    needed = next(line for line in docs.splitlines() if "fewest calibration images" in line)
+    cells = lambda line: [c.strip() for c in line.strip().strip("|").split("|")][1:]  # noqa: E731
+    assert [int(n) for n in cells(needed)] == [cal.images_needed(float(c)) for c in cells(levels)]
