@@ -47,7 +47,8 @@ def calibrate(
     run_dir: Path = typer.Argument(..., help="A run directory written by hier fit."),
     dataset: Optional[Path] = typer.Argument(None, help="Held-out data (default: the dataset the run was "
                                                         "trained on)."),
-    split: Optional[str] = typer.Option(None, help="Split to calibrate on (default: the run's validation split)."),
+    split: Optional[str] = typer.Option(None, help="Split to certify the thresholds on (default: the calibration "
+                                                   "part, held out of training and of best-epoch selection)."),
     device: str = _DEVICE,
     batch_size: Optional[int] = _BATCH,
     workers: Optional[int] = _WORKERS,
@@ -65,7 +66,8 @@ def calibrate(
                                 workers=workers, console=console)
     out = Console()
     out.print(f"temperature {calibration.temperature:.4f} (node BCE {calibration.loss_before:.4f} -> "
-              f"{calibration.loss_after:.4f}) on {calibration.n} {calibration.split} images"
+              f"{calibration.loss_after:.4f}) on {calibration.temperature_n} {calibration.temperature_split} images; "
+              f"thresholds certified on {calibration.n} {calibration.split} images"
               + (f", {calibration.unreadable} unreadable" if calibration.unreadable else ""))
     table = Table("confidence", "threshold", "correct", "lower bound", "mean depth", title="calibration table")
     for entry in calibration.table:

@@ -76,7 +76,7 @@ def test_calibrate_and_evaluate_default_to_the_recorded_dataset(run_cli, run_cop
 
     run = run_copy("classifier")
     code, out, err = run_cli("calibrate", run)
-    assert code == 0 and "val images" in out, err
+    assert code == 0 and "val images" in out and "certified on" in out and "calib images" in out, err
     code, out, err = run_cli("evaluate", run, "--json")
     assert code == 0 and json.loads(out)["split"] == "test", err
     config = yaml.safe_load((run / "config.yaml").read_text())
