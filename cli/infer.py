@@ -18,7 +18,7 @@ WORST_CLASSES = 5
 SHOWN_METRICS = ("leaf_accuracy", "leaf_top5_accuracy", "balanced_accuracy", "hierarchical_precision",
                  "hierarchical_recall", "hierarchical_f1", "hierarchical_f1_macro", "mistake_severity",
                  "hierarchical_distance_at_1", "hierarchical_distance_at_5", "correct_at_confidence",
-                 "correct_at_confidence_upper_bound", "mean_depth_at_confidence", "information_recall_at_confidence",
+                 "correct_at_confidence_upper_bound", "below_label_at_confidence", "mean_depth_at_confidence", "information_recall_at_confidence",
                  "operating_curve_area", "information_recall_at_correct_90", "information_recall_at_correct_95",
                  "ece", "violation_rate")  # the rows of hier evaluate's table
 
@@ -65,7 +65,8 @@ def calibrate(
                                            help="A run (default: the newest under ./runs) and held-out data "
                                                 "(default: the dataset the run was trained on)."),
     run: Optional[Path] = _RUN,
-    split: Optional[str] = typer.Option(None, help="Split to calibrate on (default: the run's validation split)."),
+    split: Optional[str] = typer.Option(None, help="Split to certify the thresholds on (default: the calibration "
+                                                   "part, held out of training and of best-epoch selection)."),
     device: str = _DEVICE,
     batch_size: Optional[int] = _BATCH,
     workers: Optional[int] = _WORKERS,
@@ -85,7 +86,8 @@ def calibrate(
                                 workers=workers, console=console)
     out = Console()
     out.print(f"temperature {calibration.temperature:.4f} (node BCE {calibration.loss_before:.4f} -> "
-              f"{calibration.loss_after:.4f}) on {calibration.n} {calibration.split} images"
+              f"{calibration.loss_after:.4f}) on {calibration.temperature_n} {calibration.temperature_split} images; "
+              f"thresholds certified on {calibration.n} {calibration.split} images"
               + (f", {calibration.unreadable} unreadable" if calibration.unreadable else ""))
     table = Table("confidence", "threshold", "correct", "lower bound", "mean depth", title="calibration table")
     for entry in calibration.table:
@@ -103,8 +105,10 @@ def predict(
                                                 "or tables of images."),
     run: Optional[Path] = _RUN,
     confidence: float = typer.Option(0.9, "--confidence", "-c", help="How sure the answer must be, in (0, 1]."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .csv, .jsonl or .tsv (EcoTaxa import); "
-                                                                 "default: CSV on stdout."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .csv, .jsonl, or an EcoTaxa import: "
+                                       "ecotaxa_NAME.tsv beside or above the images (EcoTaxa reads only ecotaxa*.tsv), "
+                                       "or NAME.zip with the table and the images, ready to upload; "
+                                       "default: CSV on stdout."),
     fmt: Optional[str] = typer.Option(None, "--format", help="csv, jsonl or ecotaxa (default: from the suffix)."),
     top_k: int = typer.Option(0, "--top-k", min=0, help="Add the k most probable leaves to each row."),
     uncalibrated: bool = _UNCALIBRATED,

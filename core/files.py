@@ -59,11 +59,13 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs):
+def atomic_open(path: str | os.PathLike, mode: str = "wb", *, exclusive: bool = False, **kwargs):
     """A file object for ``path`` that lands whole or not at all.
 
     It writes to a temporary file beside ``path``, fsyncs and renames it over ``path`` when the
     block ends; on any error (or Ctrl-C) the temporary file is removed and ``path`` is untouched.
+    ``exclusive``: the file must not exist when it lands (a hard link, which fails on an existing
+    name): a file another process wrote meanwhile is kept and this one refused.
     """
     path = Path(path)
     check_output_folder(path)
@@ -74,10 +76,29 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs):
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            _link_new(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """Move ``tmp`` to ``path`` only if ``path`` does not exist, atomically where hard links work."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise InputError("was written by another process while this one ran; kept as it is, and this "
+                         "result not written (use another output name)", path=path) from None
+    except OSError:  # no hard links on this file system: the check and the rename are two steps
+        if path.exists():
+            raise InputError("was written by another process while this one ran; kept as it is",
+                             path=path) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

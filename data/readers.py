@@ -26,7 +26,8 @@ from hier.core.tables import column, read_table
 from hier.taxo import ecotaxa
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
-SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test",
+               "calib": "calib", "calibration": "calib"}
 # A folder level named by years (WHOI-Plankton: <year>/<class>/*.png) is not a class level.
 YEAR = re.compile(r"(19|20)\d\d")
 TINY_IMAGENET_ANNOTATIONS = "val_annotations.txt"
@@ -219,12 +220,30 @@ def _pick(header: Sequence[str], given: str | None, candidates: Sequence[str], w
 
 
 def _detect_split_column(header: Sequence[str], rows: Sequence[ecotaxa.EcoTaxaRow]) -> str | None:
-    """A column named like a split whose every value is a split name (train/val/test)."""
+    """A column named like a split (set, split, ...) that holds a split name (train/val/calib/test).
+
+    Once one value names a split, every value must: one typo ('tarin') would otherwise discard the
+    whole split and let test images into training (checked in :func:`_split_of`).
+    """
     lowered = {h.lower(): h for h in header}
     for name in SPLIT_COLUMNS:
-        if name in lowered and all(r.fields[lowered[name]].strip().lower() in SPLIT_NAMES for r in rows):
+        if name in lowered and any(r.fields[lowered[name]].strip().lower() in SPLIT_NAMES for r in rows):
             return lowered[name]
     return None
+
+
+def _split_of(row: ecotaxa.EcoTaxaRow, split_col: str, named: bool) -> str:
+    """The row's split. ``named``: the column holds split names (train, val, ...), so every value must be
+    one; a column of other values (folds 1, 2, 3 given with --split-column) keeps them as split names."""
+    value = row.fields[split_col].strip()
+    if not value:
+        raise InputError(f"empty split in column {split_col!r}", path=row.where)
+    if not named:
+        return value
+    if value.lower() not in SPLIT_NAMES:
+        raise InputError(f"unknown split {value!r} in column {split_col!r} (known: "
+                         f"{', '.join(sorted(SPLIT_NAMES))})", path=row.where)
+    return SPLIT_NAMES[value.lower()]
 
 
 def _label(row: ecotaxa.EcoTaxaRow, label_column: str, kind: str) -> str:
@@ -243,6 +262,7 @@ def _dataset_from_rows(path: Path, base: Path, header: list[str], rows: Sequence
     split_col = (_pick(header, split_column, (), "split", "--split-column", path) if split_column is not None
                  else _detect_split_column(header, rows))
 
+    named = split_col is not None and any(r.fields[split_col].strip().lower() in SPLIT_NAMES for r in rows)
     splits: dict[str, list[Sample]] = defaultdict(list)
     missing = []
     for row in rows:
@@ -251,12 +271,7 @@ def _dataset_from_rows(path: Path, base: Path, header: list[str], rows: Sequence
             raise InputError(f"empty label in column {label_col!r}", path=row.where)
         if not file_name:
             raise InputError(f"empty image path in column {path_col!r}", path=row.where)
-        split = "all"
-        if split_col is not None:
-            value = row.fields[split_col].strip()
-            if not value:
-                raise InputError(f"empty split in column {split_col!r}", path=row.where)
-            split = SPLIT_NAMES.get(value.lower(), value)
+        split = _split_of(row, split_col, named) if split_col is not None else "all"
         image = Path(os.path.abspath(base.joinpath(*row.folder.parts, file_name)))
         if image.is_file():
             splits[split].append(Sample(image, label))

@@ -38,7 +38,7 @@ class HierarchicalBCE(Loss):
 
     def __init__(self, *, taxonomy, hierarchy_penalty: float = 1.0, distance_weight: float = 1.0,
                  level_weights: str | Sequence[float] | None = None,
-                 edge_penalties: Mapping[str, float] | None = None):
+                 edge_penalties: Mapping[str, float] | None = None, per_sample_sums: bool = False):
         """
         hierarchy_penalty: weight of the mean violation over the penalised edges (the fixed penalty
             of arXiv 2502.03591, averaged rather than summed).
@@ -47,11 +47,14 @@ class HierarchicalBCE(Loss):
             total) or one weight per depth 1..max depth.
         edge_penalties: node id -> factor on the penalty of the edge above that node, for data-driven
             weights such as 1 - P(child | not parent) estimated from training labels; others keep 1.
+        per_sample_sums: sum both penalties over a sample's edges and nodes and average over the batch,
+            as the notes do, rather than averaging them like the BCE (preset spheremultihier-notes.yaml).
         """
         super().__init__(taxonomy)
         check_non_negative(self.name, hierarchy_penalty=hierarchy_penalty, distance_weight=distance_weight)
         self.hierarchy_penalty = hierarchy_penalty
         self.distance_weight = distance_weight
+        self.per_sample_sums = bool(per_sample_sums)
         self.register_buffer("node_weights", _level_weights(taxonomy, level_weights), persistent=False)
         self.register_buffer("edge_weights", _edge_factors(taxonomy, edge_penalties), persistent=False)
         self.num_penalised_edges = max(int((taxonomy.depth >= 2).sum()), 1)
@@ -76,9 +79,11 @@ class HierarchicalBCE(Loss):
         bce, violation, distance = _HierarchicalBCESums.apply(
             scores, known, self.path[targets], self.on_path[targets].to(scores.dtype), node_weights,
             self.edge_weights.to(scores.dtype), self.tree.parent)
+        batch = scores.shape[0]
+        edges, entries = (1, batch) if self.per_sample_sums else (self.num_penalised_edges, num_known)
         return {"bce": bce / num_known,
-                "violation": self.hierarchy_penalty * violation / (scores.shape[0] * self.num_penalised_edges),
-                "distance": self.distance_weight * distance / num_known}
+                "violation": self.hierarchy_penalty * violation / (batch * edges),
+                "distance": self.distance_weight * distance / entries}
 
     def forward(self, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         terms = self.terms(scores, targets)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,8 +30,8 @@ from hier.core.files import atomic_write_text
 from hier.core.progress import Progress
 from hier.heads.tree import TreeTensors
 from hier.infer.scoring import (
+    calibration_parts,
     dataset_of,
-    held_out_split,
     node_probabilities,
     score_samples,
 )
@@ -159,6 +160,8 @@ class Calibration:
     split: str = ""
     loss_before: float | None = None  # node BCE at T = 1
     loss_after: float | None = None  # node BCE at T
+    temperature_split: str = ""  # the images the temperature was fitted on (disjoint from ``split``)
+    temperature_n: int = 0
     format: str = field(default=FORMAT)
     version: int = 1
 
@@ -172,11 +175,40 @@ class Calibration:
             return None
         try:
             data = json.loads(path.read_text())
-            if data.get("format") != FORMAT:
-                raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT!r}")
-            return cls(**data)
-        except (ValueError, TypeError) as e:
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError(f"format is {data.get('format') if isinstance(data, dict) else None!r}, "
+                                 f"expected {FORMAT!r}")
+            calibration = cls(**data)
+            calibration.check()
+            return calibration
+        except (ValueError, TypeError, RecursionError) as e:
             raise InputError(f"not a readable calibration file ({e}); run hier calibrate again", path=path) from None
+
+    def check(self) -> None:
+        """Every field predict and evaluate rely on, checked: a hand-edited or damaged file is refused."""
+
+        def number(value, low: float, high: float, what: str, *, open_low: bool = False) -> None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < low or value > high or (open_low and value == low):
+                raise ValueError(f"{what} is {value!r}, expected a number in {'(' if open_low else '['}{low:g}, "
+                                 f"{high:g}]")
+
+        number(self.temperature, 0, math.inf, "temperature", open_low=True)
+        number(self.delta, 0, 1, "delta", open_low=True)
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
+            raise ValueError(f"n is {self.n!r}, expected a positive count of images")
+        if not isinstance(self.weights_sha256, str) or len(self.weights_sha256) != 64:
+            raise ValueError("weights_sha256 is not a sha256 digest")
+        if not isinstance(self.table, list) or not self.table:
+            raise ValueError("the confidence table is empty")
+        previous = 0.0
+        for k, entry in enumerate(self.table):
+            if not isinstance(entry, dict) or "level" not in entry or "threshold" not in entry:
+                raise ValueError(f"table entry {k} lacks a level or a threshold")
+            number(entry["level"], previous, 1, f"table entry {k}'s level", open_low=True)
+            if entry["threshold"] is not None:
+                number(entry["threshold"], 0, 1, f"table entry {k}'s threshold")
+            previous = entry["level"]
 
     def entry(self, confidence: float) -> dict | None:
         """The entry of the smallest level >= confidence (a conservative reading); None above the table."""
@@ -190,27 +222,47 @@ class Calibration:
 def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = "auto",
               batch_size: int | None = None, workers: int | None = None, console=None,
               progress: bool = True) -> Calibration:
-    """Fit the temperature and the threshold table on a held-out split and store them in the run.
+    """Fit the temperature and the threshold table on held-out images and store them in the run.
 
-    ``dataset`` defaults to the one the run was trained on; ``split`` to the run's validation split.
+    ``dataset`` defaults to the one the run was trained on; the thresholds are certified on its
+    calibration part (or ``split``), the temperature is fitted on a disjoint part
+    (:func:`hier.infer.scoring.calibration_parts`).
     """
     run_dir = runs.check_run_dir(run_dir)
     dataset = dataset_of(run_dir, dataset, "calibrate")
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
-    samples, split_name, _ = held_out_split(run_dir, dataset, split, config["val_split"])
+    parts = calibration_parts(run_dir, dataset, split, config["val_split"])
+    if parts.warning:
+        warnings.warn(parts.warning, stacklevel=2)
     with Progress(console=console, enabled=progress) as bar:
-        scored = score_samples(model, samples, taxonomy, config, device, batch_size=batch_size, workers=workers,
-                               progress=bar, what=f"calibrate {split_name}")
-    temperature, before, after = fit_temperature(scored.scores, scored.targets,
+        tuned, scored = (score_samples(model, samples, taxonomy, config, device, batch_size=batch_size,
+                                       workers=workers, progress=bar, what=f"calibrate {name}")
+                         for samples, name in ((parts.temperature, parts.temperature_name),
+                                               (parts.certify, parts.certify_name)))
+    temperature, before, after = fit_temperature(tuned.scores, tuned.targets,
                                                  lambda s: model.node_probabilities(s.to(device)), taxonomy)
     probs = node_probabilities(model, scored.scores, temperature, device)
     calibration = Calibration(temperature=temperature, delta=DELTA, n=len(scored.targets),
                               table=threshold_table(probs, scored.targets, TreeTensors(taxonomy)),
-                              weights_sha256=weights_digest(run_dir), unreadable=len(scored.unreadable),
-                              dataset=str(dataset), split=split_name, loss_before=before, loss_after=after)
+                              weights_sha256=weights_digest(run_dir),
+                              unreadable=len(scored.unreadable) + len(tuned.unreadable),
+                              dataset=str(dataset), split=parts.certify_name, loss_before=before, loss_after=after,
+                              temperature_split=parts.temperature_name, temperature_n=len(tuned.targets))
     calibration.save(run_dir)
     return calibration
+
+
+def images_needed(level: float, delta: float = DELTA) -> int:
+    """The fewest calibration images that can certify ``level`` at all: all of them must be answered right.
+
+    With k = n correct the Clopper-Pearson lower bound is delta ** (1 / n) (:func:`clopper_pearson_lower`),
+    so n >= log(delta) / log(level); searched on the bound itself rather than the closed form.
+    """
+    n = max(1, math.floor(math.log(delta) / math.log(level)))
+    while clopper_pearson_lower(n, n, delta) < level:
+        n += 1
+    return n
 
 
 # ---- what predict and evaluate answer with ------------------------------------------------------

@@ -12,6 +12,7 @@ COMPARE_COLUMNS = (  # (key, header)
     ("leaf_accuracy", "leaf acc"), ("leaf_top5_accuracy", "top-5"), ("balanced_accuracy", "balanced"),
     ("hierarchical_f1", "hF1"), ("hierarchical_f1_macro", "hF1 macro"), ("mistake_severity", "severity"),
     ("hierarchical_distance_at_5", "dist@5"), ("correct_at_confidence", "correct@C"),
+    ("below_label_at_confidence", "below label@C"),
     ("mean_depth_at_confidence", "depth@C"), ("information_recall_at_confidence", "info recall@C"),
     ("operating_curve_area", "curve area"), ("information_recall_at_correct_90", "recall@90%"),
     ("information_recall_at_correct_95", "recall@95%"), ("ece", "ECE"), ("violation_rate", "violations"),

@@ -64,7 +64,8 @@ def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy:
         """The figures at threshold t, and the upper bound of its fraction correct: the split contradicts
         a promise above that bound (at risk DELTA)."""
         figures = at_confidence(probs, targets, tree, t)
-        return {**figures, "correct_upper_bound": clopper_pearson_upper(round(figures["correct"] * n), n, DELTA)}
+        return {**figures, "correct_upper_bound": clopper_pearson_upper(round(figures["correct"] * n), n, DELTA),
+                "below_label": below_label(decode(probs, t, tree.depth), targets, tree)}
 
     chosen = at(threshold)
     curve = operating_curve(probs, targets, tree)
@@ -81,6 +82,7 @@ def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy:
         "threshold": threshold,
         "correct_at_confidence": chosen["correct"],
         "correct_at_confidence_upper_bound": chosen["correct_upper_bound"],
+        "below_label_at_confidence": chosen["below_label"],
         "mean_depth_at_confidence": chosen["mean_depth"],
         "information_recall_at_confidence": chosen["information_recall"],
         "operating_curve_area": curve_area(curve),
@@ -98,6 +100,14 @@ def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy:
         "operating_curve": thin_curve(curve, CURVE_POINTS),
     }
     return out
+
+
+def below_label(pred: torch.Tensor, targets: torch.Tensor, tree: TreeTensors) -> float:
+    """Share of answers strictly below their label (an inner node: a label that stops at genus).
+
+    correct@C counts them as correct because the label cannot refute them; nor can it confirm them.
+    """
+    return (tree.ancestors[pred, targets] & (pred != targets)).float().mean().item()
 
 
 def thin_curve(curve: dict[str, list[float]], points: int) -> dict[str, list[float]]:

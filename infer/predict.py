@@ -26,7 +26,6 @@ from hier.infer.calibration import AnswerRule
 from hier.infer.scoring import score_batches, unreadable_reason
 from hier.infer.writers import (
     NodeText,
-    atomic_output,
     check_output,
     open_writer,
     output_format,
@@ -116,8 +115,8 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], rule: AnswerRule, *, o
     tree = TreeTensors(taxonomy).to(device)
     depth_counts: dict[int, int] = {}
     unreadable = 0
-    with Progress(console=console, enabled=progress) as bar, atomic_output(out) as stream:
-        writer = open_writer(fmt, stream, top_k, NodeText(taxonomy), out)
+    with Progress(console=console, enabled=progress) as bar, \
+            open_writer(fmt, out, top_k, NodeText(taxonomy), paths, force=force) as writer:
         for span, readable, scores in score_batches(model, paths, config, device, batch_size=batch_size,
                                                     workers=workers, progress=bar, what="predict"):
             answers = answer_batch(model, scores, readable, rule, tree, top_k) if scores is not None else {}

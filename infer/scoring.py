@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from hier.core.errors import InputError
@@ -16,7 +17,7 @@ from hier.core.progress import Progress
 from hier.data.images import ImageDataset, UnreadableImage, collate_skipping, load_image, loader_workers
 from hier.data.labels import resolve_labels
 from hier.data.readers import Dataset, Sample, read_dataset
-from hier.data.splits import saved_split
+from hier.data.splits import CALIBRATION, saved_split
 from hier.taxo import Taxonomy
 from hier.train import runs
 from hier.train.device import as_input, autocast
@@ -111,10 +112,15 @@ def held_out_split(run_dir: Path, dataset_path, split: str | None, default: str)
 
     A dataset with its own splits gives ``split`` (else ``default``). A dataset without splits gives the
     run's saved split of that name (``split.json``, written by ``hier fit`` on that dataset) when every
-    image of it is in the dataset, else all of its images (a dataset the run never saw).
+    image of it is in the dataset, else all of its images (a dataset the run never saw). ``dataset_path``
+    may be a dataset already read.
     """
-    dataset = read_dataset(dataset_path)
+    dataset = dataset_path if isinstance(dataset_path, Dataset) else read_dataset(dataset_path)
     name = split or default
+    if name == CALIBRATION:  # a dataset's own, or the part `hier fit` held out of the training images
+        samples, _ = _calibration_part(run_dir, dataset)
+        if samples is not None:
+            return samples, name, dataset
     if dataset.has_splits:
         return dataset.split(name), name, dataset
     saved = saved_split(run_dir / runs.SPLIT, dataset, name) if name != "all" else None
@@ -122,5 +128,62 @@ def held_out_split(run_dir: Path, dataset_path, split: str | None, default: str)
         return saved, name, dataset
     if split not in (None, "all"):
         raise InputError(f"no split {split!r}: the dataset has no splits and the run saved none of that name "
-                         "(leave out --split to use all of it)", path=dataset_path)
+                         "(leave out --split to use all of it)", path=dataset.root)
     return dataset.samples, "all", dataset
+
+
+@dataclass
+class CalibrationParts:
+    """The images ``hier calibrate`` certifies thresholds on, and those it fits the temperature on."""
+
+    certify: list[Sample]
+    certify_name: str
+    temperature: list[Sample]
+    temperature_name: str
+    warning: str | None  # why the promise is weaker than it could be, when it is
+    dataset: Dataset
+
+
+def calibration_parts(run_dir: Path, dataset_path, split: str | None, val_split: str) -> CalibrationParts:
+    """Thresholds on the calibration part (or ``split``), the temperature on the run's validation split.
+
+    The validation split chose the best epoch already; the temperature, fitted there too, is part of
+    the model fixed before the calibration images are looked at. Where there is no validation split
+    apart from the images to certify on (``split`` is it, or a dataset the run never saw), the images
+    are halved at random (seeded): the temperature on one half, the thresholds on the other. A run
+    without a calibration part (written before it existed) certifies on its validation split, with a
+    warning.
+    """
+    warning = None
+    dataset = read_dataset(dataset_path)
+    if split is None:
+        samples, name = _calibration_part(run_dir, dataset)
+        if samples is None:
+            samples, name, _ = held_out_split(run_dir, dataset, None, val_split)
+        if name == val_split:  # not data the run never saw ("all")
+            warning = (
+                f"this run has no calibration part (fitted before hier kept one apart), so the thresholds "
+                f"are certified on the {name} split, which also chose the best epoch: the promise is "
+                "weaker than stated; refit the run, or give held-out data: hier calibrate RUN DATASET"
+            )
+    else:
+        samples, name, _ = held_out_split(run_dir, dataset, split, val_split)
+    if name != val_split:
+        try:
+            tuned, tuned_name, _ = held_out_split(run_dir, dataset, val_split, val_split)
+            if tuned_name == val_split and not {s.path for s in tuned} & {s.path for s in samples}:
+                return CalibrationParts(samples, name, tuned, tuned_name, warning, dataset)
+        except InputError:
+            pass  # no validation split in this dataset: halve the images below
+    # a seeded random half, not a stratified one: singleton classes would all land on one side
+    order = np.random.default_rng(0).permutation(len(samples))
+    ordered = sorted(samples, key=lambda s: str(s.path))
+    half = [ordered[k] for k in order[: len(samples) // 2]], [ordered[k] for k in order[len(samples) // 2:]]
+    return CalibrationParts(half[1], f"{name} (half)", half[0], f"{name} (other half)", warning, dataset)
+
+
+def _calibration_part(run_dir: Path, dataset: Dataset) -> tuple[list[Sample] | None, str]:
+    """The dataset's own calib split, else the run's saved one (``split.json``); None when neither exists."""
+    if CALIBRATION in dataset.splits:
+        return dataset.splits[CALIBRATION], CALIBRATION
+    return saved_split(run_dir / runs.SPLIT, dataset, CALIBRATION), CALIBRATION

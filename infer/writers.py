@@ -1,22 +1,33 @@
-"""The rows ``hier predict`` writes: CSV, JSON lines or an EcoTaxa import table, to a file that lands whole."""
+"""The rows ``hier predict`` writes: CSV, JSON lines or an EcoTaxa import (a table, or a zip with the images)."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
+import shutil
 import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from hier.core.errors import InputError
 from hier.core.files import atomic_open, check_output_folder, check_replaceable
 from hier.taxo import Taxonomy, ecotaxa
 
 COLUMNS = ("path", "node_id", "node_name", "depth", "confidence", "path_ids", "error")
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".tsv": "ecotaxa"}
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".tsv": "ecotaxa", ".zip": "ecotaxa"}
+# EcoTaxa's own columns, then three of ours (object_* columns become the project's free fields)
 ECOTAXA_COLUMNS = ("img_file_name", "object_id", "object_annotation_category", "object_annotation_hierarchy",
-                   "object_annotation_status", "object_hier_confidence")
+                   "object_annotation_status", "object_hier_node_id", "object_hier_depth", "object_hier_confidence")
+ECOTAXA_NUMBERS = ("object_hier_depth", "object_hier_confidence")
+BOM = "\ufeff"
+LOCK_GRACE_S = 10  # a lock file younger than this without a process id is being written
 PLACEHOLDER_ROOT = "root"  # the id Taxonomy.from_paths and the synthetic benchmark give an added root
 
 
@@ -79,59 +90,184 @@ class JsonlWriter:
 
 
 class EcoTaxaWriter:
-    """An EcoTaxa import table: one row per readable image, status ``predicted``.
+    """An EcoTaxa import table (``ecotaxa*.tsv``, UTF-8 with a byte order mark): one row per readable image.
 
     Unreadable images are left out (an import cannot hold them; they are counted in the summary). An
-    answer at a placeholder root (the model is sure of nothing) leaves the object unclassified.
-    ``img_file_name`` is relative to the table's folder when the image is inside it.
+    answer at a placeholder root (the model is sure of nothing) leaves the object unclassified (EcoTaxa
+    wants a category with a status and a status with a category). ``names`` maps each image to its
+    ``img_file_name``, relative to the table; its object id is that name, percent-encoded (unique and
+    stable: ``a/b_c.png`` and ``a_b/c.png`` stay two objects). ``on_row(path, name)`` is told of every
+    row written (the zip copies the image then).
     """
 
-    def __init__(self, stream, nodes: NodeText, folder: Path | None):
-        self.nodes, self.folder = nodes, folder.resolve() if folder else None
+    def __init__(self, stream, nodes: NodeText, names: dict[Path, str], on_row=None):
+        self.nodes, self.names, self.on_row = nodes, names, on_row
+        stream.write(BOM)  # EcoTaxa reads a TSV as latin-1 unless it starts with one
         self.writer = csv.writer(stream, delimiter="\t", lineterminator="\n")
-        ecotaxa.write_header(self.writer, ECOTAXA_COLUMNS, numbers=ECOTAXA_COLUMNS[-1:])
+        ecotaxa.write_header(self.writer, ECOTAXA_COLUMNS, numbers=ECOTAXA_NUMBERS)
 
     def write(self, path: Path, node: int | None, confidence: float, top: list[tuple[int, float]], error: str):
         if node is None:
             return
-        name = self._relative(path)
-        object_id = os.path.splitext(name)[0].replace("/", "_").replace("\\", "_")
-        if node == self.nodes.taxonomy.root and self.nodes.placeholder_root:
-            self.writer.writerow([name, object_id, "", "", "", f"{confidence:.6f}"])
+        name = self.names[path]
+        taxonomy = self.nodes.taxonomy
+        if node == taxonomy.root and self.nodes.placeholder_root:
+            category, hierarchy, status = "", "", ""
+        else:
+            category, hierarchy, status = taxonomy.names[node], self.nodes.hierarchy(node), "predicted"
+        self.writer.writerow([name, object_id(name), category, hierarchy, status, taxonomy.ids[node],
+                              int(taxonomy.depth[node]), f"{confidence:.6f}"])
+        if self.on_row is not None:
+            self.on_row(path, name)
+
+
+def object_id(name: str) -> str:
+    """An EcoTaxa object id from an image's name in the import: the name, percent-encoded (injective)."""
+    return quote(name, safe=" ()+,-.=@_~")
+
+
+def ecotaxa_names(paths: Sequence[Path], out: Path) -> dict[Path, str]:
+    """Each image's ``img_file_name``: relative to the table's folder (a .tsv), or to the images' common
+    folder (a .zip, which holds copies of them). An image outside a table's folder, or given twice, is
+    refused before any work: EcoTaxa finds images relative to the table, and one object per image."""
+    absolute = {p: Path(os.path.abspath(p)) for p in paths}
+    if out.suffix.lower() == ".zip":
+        base = Path(os.path.commonpath([a.parent for a in absolute.values()]))
+    else:
+        base = Path(os.path.abspath(out.parent))
+        outside = [p for p, a in absolute.items() if not a.is_relative_to(base)]
+        if outside:
+            raise InputError(f"{len(outside)} images lie outside the table's folder (first: {outside[0]}); EcoTaxa "
+                             "finds images relative to the table: write it into a folder above them, or write a "
+                             "ready-to-upload zip with copies of the images (-o NAME.zip)", path=out)
+    names = {p: a.relative_to(base).as_posix() for p, a in absolute.items()}
+    if len(set(names.values())) < len(paths):
+        twice = next(p for p in paths if list(names.values()).count(names[p]) > 1)
+        raise InputError(f"{twice} is given twice; an EcoTaxa import holds each image once", path=out)
+    return names
+
+
+def ecotaxa_table_name(out: Path) -> str:
+    """The table's name inside a zip: ``ecotaxa_<zip name>.tsv`` (EcoTaxa reads only ``ecotaxa*.tsv``)."""
+    stem = out.stem if out.stem.lower().startswith("ecotaxa") else f"ecotaxa_{out.stem}"
+    return f"{stem}.tsv"
+
+
+@contextlib.contextmanager
+def open_writer(fmt: str, out: Path | None, top_k: int, nodes: NodeText, paths: Sequence[Path], *,
+                force: bool = False):
+    """The writer of format ``fmt`` (see :func:`output_format`) to ``out`` (stdout when None).
+
+    The output lands whole or not at all, and is locked while it is written: a second command writing
+    the same file fails at once, and one that finds the file written meanwhile (without ``force``) fails
+    rather than replacing it.
+    """
+    if out is None:
+        yield (CsvWriter if fmt == "csv" else JsonlWriter)(sys.stdout, top_k, nodes)
+        sys.stdout.flush()
+        return
+    names = ecotaxa_names(paths, out) if fmt == "ecotaxa" else None
+    with output_lock(out), atomic_open(out, "wb", exclusive=not force) as raw:
+        if fmt == "ecotaxa" and out.suffix.lower() == ".zip":
+            with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive, tempfile.TemporaryFile() as spool:
+                table = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+                # images are stored as they are (already compressed); the table, spooled, is added last
+                try:
+                    yield EcoTaxaWriter(table, nodes, names, on_row=lambda path, name: archive.write(
+                        path, name, compress_type=zipfile.ZIP_STORED))
+                    table.flush()
+                finally:
+                    table.detach()
+                spool.seek(0)
+                with archive.open(ecotaxa_table_name(out), "w") as member:
+                    shutil.copyfileobj(spool, member)
             return
-        self.writer.writerow([name, object_id, self.nodes.taxonomy.names[node], self.nodes.hierarchy(node),
-                              "predicted", f"{confidence:.6f}"])
+        stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        try:
+            if fmt == "csv":
+                yield CsvWriter(stream, top_k, nodes)
+            elif fmt == "jsonl":
+                yield JsonlWriter(stream, top_k, nodes)
+            else:
+                yield EcoTaxaWriter(stream, nodes, names)
+            stream.flush()
+        finally:
+            stream.detach()  # atomic_open closes the file
 
-    def _relative(self, path: Path) -> str:
-        if self.folder is not None:
-            resolved = path.resolve()
-            if resolved.is_relative_to(self.folder):
-                return resolved.relative_to(self.folder).as_posix()
-        return str(path)
+
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """``.NAME.lock`` beside ``out`` while it is written, holding this process's id; a lock whose process
+    is gone (killed) is taken over."""
+    lock = out.with_name(f".{out.name}.lock")
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is not None:
+                raise InputError(f"another command (process {owner}) is writing this file now; wait for it, "
+                                 "or choose another output", path=out) from None
+            lock.unlink(missing_ok=True)  # its process is gone
+            continue
+        except OSError as e:
+            raise InputError(f"cannot write beside the output ({e.strerror})", path=out) from None
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    else:
+        raise InputError("another command is writing this file now", path=out)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
-def open_writer(fmt: str, stream, top_k: int, nodes: NodeText, out: Path | None):
-    """The writer of format ``fmt`` (see :func:`output_format`) on ``stream``; ``out`` is the file it goes to."""
-    if fmt == "csv":
-        return CsvWriter(stream, top_k, nodes)
-    if fmt == "jsonl":
-        return JsonlWriter(stream, top_k, nodes)
-    return EcoTaxaWriter(stream, nodes, out.parent if out else None)
+def _lock_owner(lock: Path) -> int | None:
+    """The process holding ``lock``; None when it no longer runs. A lock still without its process id
+    (being written this instant) counts as held for a few seconds."""
+    try:
+        text = lock.read_text().strip()
+        pid = int(text) if text else None
+        if pid is None:
+            return -1 if time.time() - lock.stat().st_mtime < LOCK_GRACE_S else None
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # it runs, under another user
+        return pid
+    except (ValueError, OSError):
+        return None
+    return pid
 
 
 def output_format(out: Path | None, fmt: str | None) -> str:
+    """The format to write: ``fmt``, else the output's suffix (.csv, .jsonl, .tsv/.zip: EcoTaxa), else CSV.
+
+    An EcoTaxa import goes to a file: ``ecotaxa*.tsv`` (the only tables EcoTaxa reads) beside or above
+    the images, or any ``NAME.zip``, which holds the table and copies of the images.
+    """
     if fmt is not None:
         choices = sorted(set(FORMATS.values()))
         if fmt not in choices:
             raise InputError(f"--format must be one of {', '.join(choices)} (got {fmt!r})")
-        return fmt
-    if out is None:
+    elif out is None:
         return "csv"
-    try:
-        return FORMATS[out.suffix.lower()]
-    except KeyError:
-        raise InputError(f"unknown output type {out.suffix or '(none)'!r}: name the file .csv, .jsonl or .tsv "
-                         "(EcoTaxa), or give --format", path=out) from None
+    else:
+        try:
+            fmt = FORMATS[out.suffix.lower()]
+        except KeyError:
+            raise InputError(f"unknown output type {out.suffix or '(none)'!r}: name the file .csv, .jsonl, "
+                             ".tsv or .zip (EcoTaxa), or give --format", path=out) from None
+    if fmt == "ecotaxa":
+        if out is None:
+            raise InputError("--format ecotaxa writes a file: give -o ecotaxa_NAME.tsv or -o NAME.zip")
+        if out.suffix.lower() == ".zip":
+            return fmt
+        if out.suffix.lower() not in (".tsv", ".txt") or not out.name.lower().startswith("ecotaxa"):
+            raise InputError(f"EcoTaxa imports only tables named ecotaxa*.tsv: name it ecotaxa_{out.stem}.tsv, "
+                             f"or write a zip with the images (-o {out.stem}.zip)", path=out)
+    return fmt
 
 
 def check_output(out: Path, force: bool) -> None:
@@ -139,14 +275,3 @@ def check_output(out: Path, force: bool) -> None:
         raise InputError("is a folder, expected an output file", path=out)
     check_replaceable(out, force=force)
     check_output_folder(out)
-
-
-@contextlib.contextmanager
-def atomic_output(out: Path | None):
-    """A text stream to ``out`` that lands whole or not at all (see ``atomic_open``); stdout when None."""
-    if out is None:
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    with atomic_open(out, "w", encoding="utf-8", newline="") as stream:
-        yield stream

@@ -271,3 +271,79 @@ def test_force_replaces_only_the_commands_own_output(run_cli, synth_dataset, tmp
     code, _, err = run_cli("data", "synth", precious, "--images", "200", "--size", "16", "--force")
     assert code == 2 and "which hier did not write there; --force replaces only its own output" in err
     assert (precious / "field-log.txt").exists()
+
+
+# ---- issue 17, classes 5, 7 and 8: calibration files, one output written twice, split names ---------------
+
+
+def _calibrated_copy(world, tmp_path: Path, **changes) -> Path:
+    """A copy of the run with a calibration.json for its weights, some fields changed."""
+    from hier.infer.calibration import Calibration, weights_digest
+
+    run = Path(shutil.copytree(world["run"], tmp_path / "run"))
+    table = [{"level": 0.5, "threshold": 0.4, "correct": 0.9, "lower_bound": 0.8, "mean_depth": 2.0,
+              "information_recall": 0.5}]
+    data = {**vars(Calibration(temperature=1.5, delta=0.05, n=100, table=table, weights_sha256=weights_digest(run))),
+            **changes}
+    (run / "calibration.json").write_text(json.dumps(data))
+    return run
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"temperature": float("nan")}, "temperature is nan"),
+    ({"temperature": -1.0}, "temperature is -1.0"),
+    ({"temperature": "1.5"}, "temperature is '1.5'"),
+    ({"table": []}, "the confidence table is empty"),
+    ({"table": [{"level": 0.5, "threshold": 1.5}]}, "table entry 0's threshold is 1.5"),
+    ({"table": [{"level": 0.9, "threshold": 0.5}, {"level": 0.8, "threshold": 0.5}]}, "table entry 1's level"),
+    ({"delta": 0}, "delta is 0"),
+    ({"n": 0}, "n is 0"),
+    ({"surprise": 1}, "unexpected keyword argument 'surprise'"),
+])
+def test_a_damaged_calibration_file_is_refused_on_load(world, run_cli, tmp_path, changes, message):
+    run = _calibrated_copy(world, tmp_path, **changes)
+    image = next((world["data"] / "test").rglob("*.png"))
+    code, _, stderr = run_cli("predict", run, image, "--confidence", "0.5", "-o", tmp_path / "p.csv")
+    assert code == 2 and "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "calibration.json: not a readable calibration file" in lines[0], stderr
+    assert message in lines[0], stderr
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_valid_calibration_file_is_used(world, run_cli, tmp_path):
+    run = _calibrated_copy(world, tmp_path)
+    image = next((world["data"] / "test").rglob("*.png"))
+    code, _, stderr = run_cli("predict", run, image, "--confidence", "0.5", "-o", tmp_path / "p.csv")
+    assert code == 0 and "temperature 1.500" in stderr and "threshold 0.400" in stderr, stderr
+
+
+def test_two_predict_runs_on_one_output_the_second_fails_clearly(world, tmp_path):
+    """Two processes start on one output; the first to finish wins, the other fails and says so."""
+    import subprocess
+    import sys
+
+    images = sorted((world["data"] / "test").rglob("*.png"))[:40]
+    out = tmp_path / "p.csv"
+    command = [sys.executable, "-m", "hier.cli", "predict", str(world["run"]), *map(str, images), "--confidence",
+               "0.5", "-o", str(out), "--workers", "0"]
+    first, second = (subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2))
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in (first, second)]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    failed = next(err for code, err in results if code == 2)
+    assert "p.csv" in failed and ("another command" in failed or "another process" in failed), failed
+    assert "Traceback" not in failed
+    assert len(out.read_text().splitlines()) == 41
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]  # no lock or temporary file left
+
+
+def test_an_unknown_split_name_is_an_input_error_naming_the_row(world, run_cli, tmp_path):
+    images = sorted((world["data"] / "train").rglob("*.png"))[:3]
+    table = tmp_path / "list.csv"
+    table.write_text("path,label,split\n" + "".join(
+        f"{p},{p.parent.name},{split}\n" for p, split in zip(images, ("train", "tarin", "val"))))
+    code, _, stderr = run_cli("fit", table, "--taxonomy", world["data"] / "taxonomy.json", "-o", tmp_path / "run",
+                              *TINY)
+    assert code == 2 and "Traceback" not in stderr
+    assert "list.csv: row 2: unknown split 'tarin' in column 'split'" in stderr, stderr
+    assert not (tmp_path / "run").exists()

@@ -39,7 +39,8 @@ DEFAULTS: dict = {
     "interpolation": None,
     "keep_size": False,
     "augment": None,  # None: off for a frozen backbone (its features are cached), on when the backbone trains
-    "split_fractions": [0.8, 0.1, 0.1],
+    "split_fractions": [0.8, 0.1, 0.1],  # train, val, test, for a dataset without its own splits
+    "calibration_fraction": 0.1,  # share of the training images held out for hier calibrate (docs/confidence.md)
     "train_split": "train",
     "val_split": "val",
     "balanced_sampler": False,

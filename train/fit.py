@@ -22,7 +22,7 @@ from hier.core.progress import Progress
 from hier.data.images import ImageDataset
 from hier.data.labels import resolve_labels, targets
 from hier.data.readers import read_dataset
-from hier.data.splits import saved_split, stratified_split
+from hier.data.splits import training_parts
 from hier.heads.tree import TreeTensors
 from hier.taxo import Taxonomy
 from hier.train import distributed as dist
@@ -54,24 +54,14 @@ class Split:
 
 
 def load_splits(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path) -> tuple[Split, Split, dict | None]:
-    """Train and validation splits: the dataset's own, else a seeded stratified split.
+    """Train and validation splits (:func:`hier.data.splits.training_parts`; the calibration part is left out).
 
-    The third value is a new stratified split for the run to save (None when there is nothing to save).
+    The third value is a new split for the run to save (None when there is nothing to save).
     """
     dataset = read_dataset(dataset_path)
     nodes = resolve_labels(dataset, taxonomy)
-    saved, new_split = run_dir / runs.SPLIT, None
-    if dataset.has_splits:
-        train, val = dataset.split(config["train_split"]), dataset.split(config["val_split"])
-    elif saved.exists():
-        train, val = (saved_split(saved, dataset, name) for name in ("train", "val"))
-        if train is None or val is None:
-            raise InputError("the dataset no longer holds every image of the saved split", path=saved)
-    else:
-        parts = stratified_split(dataset.samples, config["split_fractions"], seed=config["seed"],
-                                 names=("train", "val", "test"))
-        train, val = parts["train"], parts["val"]
-        new_split = {k: [str(s.path) for s in part] for k, part in parts.items()}
+    parts, new_split = training_parts(dataset, config, run_dir / runs.SPLIT)
+    train, val = parts["train"], parts["val"]
     if not train or not val:
         raise InputError(f"the train and val splits need images (train {len(train)}, val {len(val)})",
                          path=dataset_path)

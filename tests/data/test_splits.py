@@ -10,7 +10,7 @@ import pytest
 
 from hier.core.errors import InputError
 from hier.data.readers import Dataset, Sample
-from hier.data.splits import saved_split, split_counts, stratified_split
+from hier.data.splits import CALIBRATION, saved_split, split_counts, stratified_split, training_parts
 
 
 @pytest.mark.parametrize("n, counts", [(1, [1, 0, 0]), (2, [1, 1, 0]), (3, [1, 1, 1]), (5, [3, 1, 1]),
@@ -57,3 +57,54 @@ def test_saved_split_reads_back_only_for_the_dataset_it_was_saved_from(tmp_path)
     smaller = Dataset(Path("/d"), {"all": samples[:3]}, "folders")
     assert saved_split(path, smaller, "val") is None  # an image the dataset lacks
     assert saved_split(path, smaller, "train") == [samples[0], samples[2]]
+
+
+# ---- the calibration part ---------------------------------------------------------------------
+
+CONFIG = {"train_split": "train", "val_split": "val", "split_fractions": [0.8, 0.1, 0.1], "seed": 3,
+          "calibration_fraction": 0.1}
+
+
+def _samples(prefix: str, per_class: int) -> list[Sample]:
+    return [Sample(Path(f"/d/{prefix}/{label}/{k}.png"), label) for label in "abcd" for k in range(per_class)]
+
+
+def test_calibration_part_is_held_out_of_the_training_split_and_saved(tmp_path):
+    dataset = Dataset(Path("/d"), {"train": _samples("train", 50), "val": _samples("val", 5),
+                                   "test": _samples("test", 5)}, "folders")
+    parts, saved = training_parts(dataset, CONFIG, tmp_path / "split.json")
+    train, calib = {s.path for s in parts["train"]}, {s.path for s in parts[CALIBRATION]}
+    assert len(calib) == 20 and len(train) == 180 and not train & calib  # 10% of each class's 50
+    assert train | calib == {s.path for s in dataset.split("train")} and parts["val"] == dataset.split("val")
+    assert saved == {CALIBRATION: sorted(str(p) for p in calib)}
+    (tmp_path / "split.json").write_text(json.dumps(saved))  # what fit writes; a resumed run reads it back
+    again, nothing = training_parts(dataset, {**CONFIG, "seed": 99}, tmp_path / "split.json")
+    assert again == parts and nothing is None
+
+
+def test_a_datasets_own_calibration_split_is_used_as_it_is(tmp_path):
+    dataset = Dataset(Path("/d"), {"train": _samples("train", 10), "val": _samples("val", 2),
+                                   "calib": _samples("calib", 3)}, "folders")
+    parts, saved = training_parts(dataset, CONFIG, tmp_path / "split.json")
+    assert parts["train"] == dataset.split("train") and parts[CALIBRATION] == dataset.split("calib")
+    assert saved is None
+
+
+def test_a_dataset_without_splits_is_split_four_ways(tmp_path):
+    dataset = Dataset(Path("/d"), {"all": _samples("all", 100)}, "folders")
+    parts, saved = training_parts(dataset, CONFIG, tmp_path / "split.json")
+    assert {k: len(v) for k, v in parts.items()} == {"train": 288, "val": 40, CALIBRATION: 32, "test": 40}
+    assert set(saved) == {"train", "val", CALIBRATION, "test"}
+    paths = [s.path for part in parts.values() for s in part]
+    assert len(paths) == len(set(paths)) == 400
+
+
+def test_a_run_from_before_the_calibration_part_keeps_its_splits(tmp_path):
+    dataset = Dataset(Path("/d"), {"all": _samples("all", 10)}, "folders")
+    old = {"train": [str(s.path) for s in dataset.samples[:30]], "val": [str(s.path) for s in dataset.samples[30:]]}
+    (tmp_path / "split.json").write_text(json.dumps(old))
+    config = {k: v for k, v in CONFIG.items() if k != "calibration_fraction"}  # an old run's config
+    parts, saved = training_parts(dataset, config, tmp_path / "split.json")
+    assert parts[CALIBRATION] == [] and saved is None and len(parts["train"]) == 30
+    with pytest.raises(InputError, match="calibration_fraction must be in"):
+        training_parts(dataset, {**CONFIG, "calibration_fraction": 1.0}, tmp_path / "none.json")

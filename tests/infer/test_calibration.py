@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -170,8 +171,13 @@ def test_unreadable_calibration_file(run_dir):
 def test_calibrate_then_predict_uses_the_table(trained, run_copy, tmp_path):
     run = run_copy("classifier")
     calibration = cal.calibrate(run, trained.data, progress=False)
-    val = sorted((trained.data / "val").rglob("*.png"))
-    assert calibration.n == len(val) and calibration.split == "val" and len(calibration.table) == 50
+    # thresholds on the part fit held out of the training images; the temperature on val, disjoint from it
+    held_out = [Path(p) for p in json.loads((run / runs.SPLIT).read_text())["calib"]]
+    assert held_out and all(p.parent.parent.name == "train" for p in held_out)
+    val = held_out
+    assert calibration.n == len(val) and calibration.split == "calib" and len(calibration.table) == 50
+    assert calibration.temperature_split == "val"
+    assert calibration.temperature_n == len(list((trained.data / "val").rglob("*.png")))
     assert calibration.temperature > 0 and calibration.loss_after <= calibration.loss_before
     stored = json.loads((run / "calibration.json").read_text())
     assert stored["table"] == calibration.table and stored["delta"] == 0.05
@@ -189,3 +195,33 @@ def test_calibrate_then_predict_uses_the_table(trained, run_copy, tmp_path):
     tree = TreeTensors(taxonomy)
     correct = is_correct(torch.tensor(answered), torch.tensor(targets), tree).float().mean().item()
     assert correct == pytest.approx(calibration.entry(level)["correct"])  # the same split, the same answers
+
+
+# ---- how many calibration images a level needs ----------------------------------------------------
+
+
+@pytest.mark.parametrize("level, needed", [(0.9, 29), (0.95, 59), (0.99, 299)])
+def test_images_needed_to_certify_a_level(level, needed):
+    from hier.metrics.bounds import minimum_correct
+
+    assert cal.images_needed(level) == needed
+    assert minimum_correct(needed, level) == needed  # all of them right: just enough
+    assert minimum_correct(needed - 1, level) == needed  # one image fewer: not even all right is enough
+
+
+def test_a_run_without_a_calibration_part_falls_back_to_val_with_a_warning(trained, run_copy):
+    run = run_copy("classifier")
+    (run / runs.SPLIT).unlink()  # as fit wrote runs before the calibration part existed
+    with pytest.warns(UserWarning, match="no calibration part.*promise is weaker"):
+        calibration = cal.calibrate(run, trained.data, progress=False)
+    assert calibration.split == "val (half)" and calibration.temperature_split == "val (other half)"
+    val = len(list((trained.data / "val").rglob("*.png")))
+    assert calibration.n + calibration.temperature_n == val
+
+
+def test_the_docs_table_of_images_needed_is_the_computed_one():
+    docs = (Path(__file__).parents[2] / "docs" / "confidence.md").read_text()
+    levels = next(line for line in docs.splitlines() if line.strip().startswith("| level |"))
+    needed = next(line for line in docs.splitlines() if "fewest calibration images" in line)
+    cells = lambda line: [c.strip() for c in line.strip().strip("|").split("|")][1:]  # noqa: E731
+    assert [int(n) for n in cells(needed)] == [cal.images_needed(float(c)) for c in cells(levels)]

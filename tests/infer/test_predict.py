@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -88,32 +87,6 @@ def test_predict_jsonl_with_top_k(trained, tmp_path):
         assert len(top) == 3 and {t["node_id"] for t in top} <= leaves
         assert [t["confidence"] for t in top] == sorted((t["confidence"] for t in top), reverse=True)
     assert records[3]["node_id"] is None and "not an image" in records[3]["error"] and records[3]["top_k"] == []
-
-
-def test_predict_ecotaxa_import_table(trained, tmp_path):
-    images = tmp_path / "export" / "imgs"
-    images.mkdir(parents=True)
-    for p in sample_images(trained, 4):
-        shutil.copy(p, images / p.name)
-    broken(images, "zz.png")
-    out = tmp_path / "export" / "ecotaxa_import.tsv"
-    run = trained.runs["classifier"]
-    summary = inference.predict(run, [images], answer_rule(run, 0.3, use_calibration=False), out=out,
-                                progress=False)
-    lines = [line.split("\t") for line in out.read_text().splitlines()]
-    assert lines[0] == ["img_file_name", "object_id", "object_annotation_category", "object_annotation_hierarchy",
-                        "object_annotation_status", "object_hier_confidence"]
-    assert lines[1] == ["[t]", "[t]", "[t]", "[t]", "[t]", "[f]"]
-    rows = lines[2:]
-    assert summary.unreadable == 1 and len(rows) == 4  # the unreadable image cannot be imported: left out
-    for name, object_id, category, hierarchy, status, confidence in rows:
-        assert name.startswith("imgs/img_") and object_id == name[:-4].replace("/", "_")
-        if hierarchy:  # an answer below the placeholder root: EcoTaxa's lineage from living / not-living
-            assert hierarchy.split(">")[0] in ("living", "not-living") and hierarchy.split(">")[-1] == category
-            assert status == "predicted"
-        else:
-            assert category == "" and status == ""
-        assert 0.3 <= float(confidence) <= 1
 
 
 def test_existing_output_is_kept_without_force_and_on_failure(trained, tmp_path, monkeypatch):
