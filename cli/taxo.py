@@ -155,14 +155,15 @@ def stats(taxonomy: Path = typer.Argument(..., help="A hier-taxonomy JSON."),
 
 @app.command()
 def render(taxonomy: Path = typer.Argument(..., help="A hier-taxonomy JSON."),
-           out: Path = typer.Option(..., "--out", "-o", help="tree.png or tree.svg")):
+           out: Path = typer.Option(..., "--out", "-o", help="tree.png or tree.svg"),
+           force: bool = typer.Option(False, "--force", help="Replace an existing picture.")):
     """Draw the taxonomy as a dendrogram picture (PNG or SVG).
 
     Example: hier taxo render plankton.json -o tree.png
     """
     from hier.taxo.render import render as draw
 
-    draw(Taxonomy.load(taxonomy), out)
+    draw(Taxonomy.load(taxonomy), out, force=force, inputs=[taxonomy])
     console.print(f"wrote {out}")
 
 
