@@ -63,8 +63,14 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"hier: error: {e}", file=sys.stderr)
             return e.exit_code
-        except Exception as e:  # runtime failures: one line unless --debug
-            return _other_failure(e, debug)
+        except Exception as e:  # click's own exceptions, else runtime failures: one line unless --debug
+            code = _click_exception(e)
+            if code is not None:
+                return code
+            if debug:
+                raise
+            print(f"hier: error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+            return 1
     return _stopped(code) if code == 130 else code  # typer turns KeyboardInterrupt into exit code 130
 
 
@@ -77,7 +83,8 @@ def _stopped(code: int) -> int:
     return EXIT_CODES[signum]
 
 
-def _other_failure(e: Exception, debug: bool) -> int:
+def _click_exception(e: Exception) -> int | None:
+    """The exit code of click's exceptions, once reported in the project's way; None for any other."""
     if _is_a(e, "Abort"):  # click's wrapping of Ctrl-C
         print("hier: interrupted", file=sys.stderr)
         return 130
@@ -92,10 +99,7 @@ def _other_failure(e: Exception, debug: bool) -> int:
     if _is_a(e, "ClickException"):
         e.show()
         return e.exit_code
-    if debug:
-        raise e
-    print(f"hier: error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
-    return 1
+    return None
 
 
 def _is_a(error: Exception, name: str) -> bool:

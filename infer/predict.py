@@ -112,7 +112,9 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], rule: AnswerRule, *, o
     fmt = output_format(out, fmt)
     paths = collect_images(inputs)
     if out is not None:
-        check_output_file(out, force=force, inputs=[*runs.run_files(run_dir), *inputs, *paths])
+        # the run, the tables and every image; a folder given may take the output (only its images are read)
+        read = [*runs.run_files(run_dir), *(p for p in inputs if not Path(p).is_dir()), *paths]
+        check_output_file(out, force=force, inputs=read)
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
     if top_k > len(taxonomy.leaves):

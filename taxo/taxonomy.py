@@ -36,6 +36,24 @@ def check_name(text: str, path=None, where=None) -> str:
     return text
 
 
+def _checked_ids(records: list[dict], origin) -> list[str]:
+    """The node ids, in order: strings, unique, and like the names free of invisible characters."""
+    ids, seen = [], set()
+    for position, record in enumerate(records):
+        node_id = record.get("id")
+        if not isinstance(node_id, str) or not node_id:
+            raise InputError(f"node {position} has no string 'id'", path=origin)
+        if node_id in seen:
+            raise InputError("duplicate node id", path=origin, where=f"node {node_id!r}")
+        if record.get("name") is not None and not isinstance(record["name"], str):
+            raise InputError(f"'name' must be a string, got {record['name']!r}", path=origin, where=f"node {node_id!r}")
+        check_name(node_id, origin, f"node {position}")
+        check_name(record.get("name") or "", origin, f"node {node_id!r}")
+        seen.add(node_id)
+        ids.append(node_id)
+    return ids
+
+
 class Taxonomy:
     """A rooted tree. Build it from node records: ``{"id", "name", "parent", "rank", ...extra}``."""
 
@@ -44,21 +62,8 @@ class Taxonomy:
         self.source = source
         if not records:
             raise InputError("the taxonomy has no nodes", path=origin)
-        self.ids: list[str] = []
-        self._index: dict[str, int] = {}
-        for position, record in enumerate(records):
-            node_id = record.get("id")
-            if not isinstance(node_id, str) or not node_id:
-                raise InputError(f"node {position} has no string 'id'", path=origin)
-            if node_id in self._index:
-                raise InputError("duplicate node id", path=origin, where=f"node {node_id!r}")
-            if record.get("name") is not None and not isinstance(record["name"], str):
-                raise InputError(f"'name' must be a string, got {record['name']!r}", path=origin,
-                                 where=f"node {node_id!r}")
-            check_name(node_id, origin, f"node {position}")
-            check_name(record.get("name") or "", origin, f"node {node_id!r}")
-            self._index[node_id] = position
-            self.ids.append(node_id)
+        self.ids: list[str] = _checked_ids(records, origin)
+        self._index: dict[str, int] = {node_id: i for i, node_id in enumerate(self.ids)}
         self.names: list[str] = [r.get("name") or r["id"] for r in records]
         self.ranks: list[str | None] = [r.get("rank") for r in records]
         self.extra: list[dict] = [{k: v for k, v in r.items() if k not in _NODE_KEYS} for r in records]

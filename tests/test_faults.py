@@ -154,19 +154,24 @@ def test_sigterm_during_synth_removes_its_staging_folder_and_a_killed_ones(tmp_p
                                  "--images", "20000", "--size", "32", "--workers", "1"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
-    def wait_for_staging(process):
+    def wait_for_staging(process, known=()):
+        """The process's staging folder, once it holds a file."""
         deadline = time.time() + 120
-        while not list(tmp_path.glob(".out.*.tmp/*")) and time.time() < deadline:
+        while time.time() < deadline:
+            new = [p.parent for p in tmp_path.glob(".out.*.tmp/*") if p.parent not in known]
+            if new:
+                return new[0]
             assert process.poll() is None, process.communicate()[1]
             time.sleep(0.02)
+        raise AssertionError("no staging folder in time")
 
     killed = synth()
-    wait_for_staging(killed)
+    left = wait_for_staging(killed)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    assert list(tmp_path.glob(".out.*.tmp"))  # what kill -9 leaves
+    assert left.is_dir()  # what kill -9 leaves
     stopped = synth()
-    wait_for_staging(stopped)
+    wait_for_staging(stopped, known=[left])
     stopped.send_signal(signal.SIGTERM)
     _, stderr = stopped.communicate(timeout=60)
     assert stopped.returncode == 143, stderr
