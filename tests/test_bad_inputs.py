@@ -180,7 +180,7 @@ CASES = [
     case("fit", "{data}", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY, "--config", "{f}/negative_lr.yaml",
          message="negative_lr.yaml: 'lr' must be above 0, got -0.1"),
     case("fit", "{data}", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY, "--image-size", "8", "--set",
-         "backbone_options.depth=5", message="image_size: 8 pixels is too small for the backbone 'smallcnn'"),
+         "backbone_options.depth=5", message="image_size: the backbone 'smallcnn' cannot take 8-pixel images"),
     # usage errors: one line too
     case("taxo", "show", message="Missing argument 'taxonomy' (see hier taxo show --help)"),
     case("predict", "{run}", "{data}/test", "--bogus", message="No such option: --bogus"),

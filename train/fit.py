@@ -151,8 +151,8 @@ def check_image_size(backbone: torch.nn.Module, config: dict) -> None:
     try:
         with torch.no_grad():
             backbone(torch.zeros(1, 3, size, size))
-    except RuntimeError as e:
-        raise InputError(f"{size} pixels is too small for the backbone {config['backbone']!r} "
+    except (RuntimeError, ValueError, AssertionError) as e:  # too small, or not the size a model was built for
+        raise InputError(f"the backbone {config['backbone']!r} cannot take {size}-pixel images "
                          f"({runs.first_line(e)})", where="image_size") from None
     finally:
         backbone.train(was_training)
