@@ -141,7 +141,8 @@ def test_stale_temporaries_of_gone_processes_are_removed_and_live_ones_kept(tmp_
     import sys
 
     target = tmp_path / "out.csv"
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
     dead_prefix = _temporary_prefix(target).replace(f".{os.getpid()}-", f".{int(gone.stdout)}-")
     (tmp_path / f"{dead_prefix}abc.tmp").write_text("half")
     (tmp_path / f"{dead_prefix}def.tmp").mkdir()
