@@ -157,6 +157,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print every metric as JSON."),
     plot: Optional[Path] = typer.Option(None, help="Write the operating curve to this .png/.svg/.pdf."),
     uncalibrated: bool = _UNCALIBRATED,
+    force: bool = typer.Option(False, "--force", help="Replace an existing --plot file."),
     device: str = _DEVICE,
     batch_size: Optional[int] = _BATCH,
     workers: Optional[int] = _WORKERS,
@@ -172,7 +173,7 @@ def evaluate(
     run_dir, dataset = choice.run_dir, (choice.sources or [None])[0]
     result = run_evaluate(run_dir, dataset, confidence=level, split=split, unseen=unseen,
                           use_calibration=not uncalibrated, device=device, batch_size=batch_size, workers=workers,
-                          plot=plot, console=console)
+                          plot=plot, force=force, console=console)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
     else:
@@ -215,6 +216,7 @@ def compare(
                                                     "hier evaluate."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write the table as CSV."),
     plot: Optional[Path] = typer.Option(None, help="Write the runs' operating curves to this .png/.svg/.pdf."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --csv or --plot file."),
 ):
     """One table of the runs' evaluation metrics, and optionally one plot of their operating curves.
 
@@ -222,17 +224,13 @@ def compare(
     """
     from hier.core.files import atomic_write_text
     from hier.core.tables import csv_text
-    from hier.infer.compare import COMPARE_COLUMNS
+    from hier.infer.compare import COMPARE_COLUMNS, check_outputs
     from hier.infer.compare import compare as run_compare
-    from hier.infer.plots import check_plot_path, plot_curves
-    from hier.infer.writers import check_output
+    from hier.infer.plots import plot_curves
     from hier.train.choose_run import resolve_run
 
     run_dirs = [resolve_run(run_dir, console) for run_dir in run_dirs]
-    if plot is not None:
-        check_plot_path(plot)
-    if csv_path is not None:
-        check_output(csv_path, force=True)
+    check_outputs(run_dirs, csv_path, plot, force=force)
     rows, evaluations, notes = run_compare(run_dirs)
     table = Table("metric", *(row["run"] for row in rows), title="evaluation metrics")  # one column per run
     for key, header in COMPARE_COLUMNS:

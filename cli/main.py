@@ -13,6 +13,7 @@ import warnings
 import typer
 
 from hier.core.errors import HierError, InputError
+from hier.core.interrupts import EXIT_CODES, handling_signals, received
 
 from . import data, demo, infer, plugins, taxo, train
 
@@ -51,29 +52,55 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv or os.environ.get("HIER_DEBUG") == "1"
     warnings.formatwarning = lambda message, *args, **kwargs: f"hier: warning: {message}\n"
-    try:
-        _add_plugin_commands()
-        code = app(argv, prog_name="hier", standalone_mode=False)
-        return code if isinstance(code, int) else 0
-    except KeyboardInterrupt:
+    with handling_signals():  # SIGTERM as Ctrl-C: the same cleanups, then one line
+        try:
+            _add_plugin_commands()
+            code = app(argv, prog_name="hier", standalone_mode=False)
+            code = code if isinstance(code, int) else 0
+        except KeyboardInterrupt:
+            code = 130
+        except HierError as e:
+            if debug:
+                raise
+            print(f"hier: error: {e}", file=sys.stderr)
+            return e.exit_code
+        except Exception as e:  # click's own exceptions, else runtime failures: one line unless --debug
+            code = _click_exception(e)
+            if code is not None:
+                return code
+            if debug:
+                raise
+            print(f"hier: error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+            return 1
+    return _stopped(code) if code == 130 else code  # typer turns KeyboardInterrupt into exit code 130
+
+
+def _stopped(code: int) -> int:
+    """The line and exit code of a command stopped by Ctrl-C or SIGTERM (130, 143)."""
+    signum = received()
+    if signum is None:  # a command run inside this one (hier demo's steps) has reported it
+        return code
+    print(f"hier: {'terminated' if EXIT_CODES[signum] == 143 else 'interrupted'}", file=sys.stderr)
+    return EXIT_CODES[signum]
+
+
+def _click_exception(e: Exception) -> int | None:
+    """The exit code of click's exceptions, once reported in the project's way; None for any other."""
+    if _is_a(e, "Abort"):  # click's wrapping of Ctrl-C
         print("hier: interrupted", file=sys.stderr)
         return 130
-    except HierError as e:
-        if debug:
-            raise
-        print(f"hier: error: {e}", file=sys.stderr)
+    if _is_a(e, "NoArgsIsHelpError"):  # `hier taxo` alone: its help
+        e.show()
         return e.exit_code
-    except Exception as e:  # runtime failures: one line unless --debug
-        if _is_a(e, "Abort"):  # click's wrapping of Ctrl-C
-            print("hier: interrupted", file=sys.stderr)
-            return 130
-        if _is_a(e, "ClickException"):  # usage errors: click prints its own short message
-            e.show()
-            return e.exit_code
-        if debug:
-            raise
-        print(f"hier: error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
-        return 1
+    if _is_a(e, "UsageError"):  # one line, as the project's own errors
+        command = e.ctx.command_path if getattr(e, "ctx", None) else "hier"
+        print(f"hier: error: {' '.join(e.format_message().split()).rstrip('.')} (see {command} --help)",
+              file=sys.stderr)
+        return e.exit_code
+    if _is_a(e, "ClickException"):
+        e.show()
+        return e.exit_code
+    return None
 
 
 def _is_a(error: Exception, name: str) -> bool:

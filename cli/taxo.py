@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from hier.core.errors import InputError
-from hier.core.files import check_replaceable
+from hier.core.files import check_output_file
 from hier.taxo import Taxonomy
 
 app = typer.Typer(help="Build, inspect and export taxonomies. Never needs torch.", no_args_is_help=True)
@@ -68,7 +68,7 @@ def build(
         options["prune"] = False
     if file is not None and not file.exists():
         raise InputError("no such file", path=file)
-    check_replaceable(out, force=force)
+    check_output_file(out, force=force, inputs=[p for p in (file, wnids, folders) if p is not None])
     taxonomy = create_taxonomy(source, file, **options)
     taxonomy.save(out)
     console.print(f"wrote {out}: {len(taxonomy)} nodes, {len(taxonomy.leaves)} leaves, depth {taxonomy.max_depth}")
@@ -84,7 +84,7 @@ def prune(taxonomy: Path = typer.Argument(..., help="A hier-taxonomy JSON."),
     """
     from hier.taxo.prune import prune_dead_nodes
 
-    check_replaceable(out, force=force)
+    check_output_file(out, force=force, inputs=[taxonomy])
     t = Taxonomy.load(taxonomy)
     pruned = prune_dead_nodes(t)
     pruned.save(out)
@@ -163,14 +163,15 @@ def stats(taxonomy: Path = typer.Argument(..., help="A hier-taxonomy JSON."),
 
 @app.command()
 def render(taxonomy: Path = typer.Argument(..., help="A hier-taxonomy JSON."),
-           out: Path = typer.Option(..., "--out", "-o", help="tree.png or tree.svg")):
+           out: Path = typer.Option(..., "--out", "-o", help="tree.png or tree.svg"),
+           force: bool = typer.Option(False, "--force", help="Replace an existing picture.")):
     """Draw the taxonomy as a dendrogram picture (PNG or SVG).
 
     Example: hier taxo render plankton.json -o tree.png
     """
     from hier.taxo.render import render as draw
 
-    draw(Taxonomy.load(taxonomy), out)
+    draw(Taxonomy.load(taxonomy), out, force=force, inputs=[taxonomy])
     console.print(f"wrote {out}")
 
 

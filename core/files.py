@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import InputError
+from .errors import HierError, InputError
+
+# Temporary files and staging folders are named ".TARGET.PID-HOST.RANDOM.tmp": a later write of TARGET on the
+# same host removes those whose process is gone (killed before it could clean up), and only those.
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0]) or "host"
+# What a full disk, a quota or a read-only mount raise while a file is written: reported naming the file.
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
@@ -41,6 +52,23 @@ def read_text(path: str | os.PathLike) -> str:
     return decode_text(read_bytes(path), path)
 
 
+def read_json(path: str | os.PathLike):
+    """A JSON file; invalid JSON, NaN and Infinity (not JSON, though Python reads them) and nesting too deep to
+    read are input errors naming the file."""
+    text = read_text(path)
+
+    def refuse(name: str):
+        line = text[: max(0, text.find(name))].count("\n") + 1
+        raise InputError(f"not valid JSON ({name} is not a JSON value)", path=path, where=f"line {line}")
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError as e:
+        raise InputError(f"not valid JSON ({e.msg})", path=path, where=f"line {e.lineno}") from None
+    except RecursionError:
+        raise InputError("nested too deeply to read (not a file hier writes)", path=path) from None
+
+
 def check_output_folder(path: Path) -> None:
     """The folder ``path`` will be written into exists and is writable."""
     parent = path.parent
@@ -58,6 +86,41 @@ def _umask() -> int:
     return mask
 
 
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}-{_HOST}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: str | os.PathLike) -> None:
+    """Remove the temporary files and staging folders of ``target`` that a killed process left beside it.
+
+    Only this project's naming (see ``_temporary_prefix``), only this host's, only of processes that are gone:
+    a write in progress elsewhere keeps its own.
+    """
+    target = Path(target)
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)-{re.escape(_HOST)}\.[^/]+\.tmp(\.old)?")
+    try:
+        with os.scandir(target.parent) as entries:
+            stale = [e for e in entries if (m := pattern.fullmatch(e.name)) and not _alive(int(m.group(1)))]
+    except OSError:
+        return
+    for entry in stale:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb", *, exclusive: bool = False, **kwargs):
     """A file object for ``path`` that lands whole or not at all.
@@ -66,10 +129,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *, exclusive: bool = 
     block ends; on any error (or Ctrl-C) the temporary file is removed and ``path`` is untouched.
     ``exclusive``: the file must not exist when it lands (a hard link, which fails on an existing
     name): a file another process wrote meanwhile is kept and this one refused.
+    A full disk (or quota, or read-only mount) is a HierError naming ``path``.
     """
     path = Path(path)
     check_output_folder(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it; mkstemp makes owner-only files
         with os.fdopen(fd, mode, **kwargs) as f:
@@ -80,6 +145,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *, exclusive: bool = 
             _link_new(tmp, path)
         else:
             os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.errno in WRITE_ERRORS:
+            raise HierError(f"{path}: cannot write ({e.strerror})") from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -132,6 +202,37 @@ def check_replaceable(path: str | os.PathLike, *, force: bool, what: str = "",
     return occupied
 
 
+def check_output_file(path: str | os.PathLike, *, force: bool, inputs: Iterable = ()) -> Path:
+    """The one check before a command writes the file ``path``, made before any work.
+
+    ``path`` is not a folder; it is never one of the command's ``inputs``, nor inside an input folder, even
+    with ``force`` (a command never writes over what it reads); an existing file is replaced only with
+    ``force``; its folder exists and is writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder, expected an output file", path=path)
+    target = Path(os.path.realpath(path))
+    around = {os.path.abspath(path), str(target), *map(str, target.parents)}
+    same = os.stat(target) if target.exists() else None
+    for given in inputs:
+        source = os.path.abspath(given)
+        if source in around and source not in (os.path.abspath(path), str(target)):
+            raise InputError(f"is inside {given}, which the command reads; write the output elsewhere", path=path)
+        if source in around or (same is not None and _same_file(same, source)):
+            raise InputError("is one of the command's inputs; write the output elsewhere", path=path)
+    check_replaceable(path, force=force)
+    check_output_folder(path)
+    return path
+
+
+def _same_file(stat: os.stat_result, other: str) -> bool:
+    try:
+        return os.path.samestat(stat, os.stat(other))
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def atomic_folder(target: str | os.PathLike, *, replace: bool = False):
     """A hidden staging folder beside ``target``, renamed to ``target`` when the block ends.
@@ -143,7 +244,8 @@ def atomic_folder(target: str | os.PathLike, *, replace: bool = False):
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    remove_stale_temporaries(target)
+    staging = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent))
     try:
         staging.chmod(0o777 & ~_umask())  # as mkdir would make it; mkdtemp makes owner-only folders
         yield staging

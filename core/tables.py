@@ -27,6 +27,10 @@ def numbered_rows(text: str, path, delimiter: str) -> tuple[list[str], Iterator[
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise InputError("the file is empty", path=path) from None
+    first = {}
+    for k, name in enumerate(header, start=1):
+        if name and first.setdefault(name, k) != k:  # a reader would silently take one of the two
+            raise InputError(f"two columns named {name!r} ({first[name]} and {k})", path=path, where="line 1")
 
     def rows():
         for row in reader:

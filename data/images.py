@@ -25,6 +25,8 @@ from hier.core.errors import InputError
 # 64 megapixels (8000 x 8000) is far above any plankton or ImageNet image and far below what
 # would exhaust memory; larger headers are refused before any pixel is decoded.
 MAX_PIXELS = 64_000_000
+# How image files begin: a file that starts like one but will not open is named as a damaged one.
+MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF8": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # What a backbone without its own preprocessing gets (torchvision's ImageNet recipe).
@@ -55,8 +57,10 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> torc
         width, height = header.size
     except Image.DecompressionBombError:  # over PIL's own limit, which is above ours
         raise UnreadableImage(_too_large("the image", max_pixels), path=path) from None
-    except Exception:  # PIL raises many types for a file that is not an image
-        raise UnreadableImage("not an image file (unknown format)", path=path) from None
+    except Exception as e:  # PIL raises many types for a file that is not an image
+        kind = next((name for magic, name in MAGIC.items() if data.startswith(magic)), None)
+        problem = f"truncated or damaged {kind} file ({_reason(e)})" if kind else "not an image file (unknown format)"
+        raise UnreadableImage(problem, path=path) from None
     if width * height > max_pixels:
         raise UnreadableImage(_too_large(f"{width} x {height} pixels", max_pixels), path=path)
     try:

@@ -84,7 +84,7 @@ def read_dataset(source: str | os.PathLike, *, path_column: str | None = None, l
         raise InputError("no such file or folder", path=source)
     if source.is_dir():
         return _read_folder_tree(source)
-    if zipfile.is_zipfile(source):
+    if ecotaxa.is_zip(source):
         return _read_ecotaxa_zip(source, path_column, label_column, split_column, status)
     return _read_table_file(source, path_column, label_column, split_column, status)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from hier.core.errors import InputError
+from hier.core.files import check_output_file
 from hier.infer.evaluate import read_evaluation
+from hier.infer.plots import check_plot_path
+from hier.train.runs import run_files
 
 COMPARE_COLUMNS = (  # (key, header)
     ("head", "head"), ("split", "split"), ("confidence", "C"), ("calibrated", "calibrated"),
@@ -41,3 +44,12 @@ def compare(run_dirs) -> tuple[list[dict], dict[str, dict], list[str]]:
                                ("calibrated", "calibration"))
              if len({str(r.get(key)) for r in evaluations.values()}) > 1]
     return rows, evaluations, notes
+
+
+def check_outputs(run_dirs, csv_path: Path | None, plot: Path | None, *, force: bool) -> None:
+    """Before reading anything: the table and the plot may be written, and neither replaces a run's file."""
+    inputs = [path for run_dir in run_dirs for path in run_files(run_dir)]
+    if csv_path is not None:
+        check_output_file(csv_path, force=force, inputs=inputs)
+    if plot is not None:
+        check_plot_path(plot, force=force, inputs=inputs)

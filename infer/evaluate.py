@@ -133,16 +133,15 @@ def unseen_folder(dataset) -> Path | None:
 
 def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | None = None, unseen=None,
              use_calibration: bool = True, device: str = "auto", batch_size: int | None = None,
-             workers: int | None = None, plot: Path | None = None, console=None, progress: bool = True) -> dict:
+             workers: int | None = None, plot: Path | None = None, force: bool = False, console=None,
+             progress: bool = True) -> dict:
     """Score a split (test by default) and return the metrics; also written to RUN_DIR/evaluation.json.
 
-    ``dataset`` defaults to the one the run was trained on.
+    ``dataset`` defaults to the one the run was trained on; ``force`` lets ``plot`` replace an existing file.
     """
     run_dir = runs.check_run_dir(run_dir)
     dataset = dataset_of(run_dir, dataset, "evaluate")
     rule = answer_rule(run_dir, confidence, use_calibration=use_calibration)
-    if plot is not None:
-        check_plot_path(plot)
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
     samples, split_name, data = held_out_split(run_dir, dataset, split, "test")
@@ -150,6 +149,9 @@ def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | Non
     unseen_dir = Path(unseen) if unseen is not None else unseen_folder(data)
     if unseen_dir is not None:
         unseen_samples = read_dataset(unseen_dir).samples
+    if plot is not None:  # never over one of the images (or the table) just read
+        read = [s.path for s in [*samples, *unseen_samples]] + ([Path(dataset)] if Path(dataset).is_file() else [])
+        check_plot_path(plot, force=force, inputs=[*runs.run_files(run_dir), *read])
     with Progress(console=console, enabled=progress) as bar:
         scored = score_samples(model, samples, taxonomy, config, device, batch_size=batch_size, workers=workers,
                                progress=bar, what=f"evaluate {split_name}")

@@ -6,14 +6,14 @@ from pathlib import Path
 
 from hier.core.errors import InputError
 from hier.core.figures import pyplot, save_figure
-from hier.infer.writers import check_output
+from hier.core.files import check_output_file
 
 
-def check_plot_path(path: Path) -> None:
-    """Before any work: a plot file that can be written (existing ones are replaced)."""
+def check_plot_path(path: Path, *, force: bool = False, inputs=()) -> None:
+    """Before any work: a plot file that can be written (see ``check_output_file``)."""
     if path.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise InputError("the plot file must end in .png, .svg or .pdf", path=path)
-    check_output(path, force=True)
+    check_output_file(path, force=force, inputs=inputs)
 
 
 def plot_curves(results: dict[str, dict], path: Path) -> None:

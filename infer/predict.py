@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from hier.core.errors import InputError
+from hier.core.files import check_output_file
 from hier.core.progress import Progress
 from hier.core.tables import read_table
 from hier.data.readers import IMAGE_SUFFIXES, PATH_COLUMNS, images_under, read_dataset
@@ -26,7 +28,6 @@ from hier.infer.calibration import AnswerRule
 from hier.infer.scoring import score_batches, unreadable_reason
 from hier.infer.writers import (
     NodeText,
-    check_output,
     open_writer,
     output_format,
 )
@@ -77,7 +78,10 @@ def listed_images(table: Path) -> list[Path]:
     column = next((lowered[name] for name in PATH_COLUMNS if name in lowered), None)
     if column is None:
         raise InputError(f"no image-path column (looked for {', '.join(PATH_COLUMNS)})", path=table)
-    return [table.parent / row[column].strip() for row in rows if row[column].strip()]
+    listed = [table.parent / row[column].strip() for row in rows if row[column].strip()]
+    if not listed:
+        raise InputError(f"the table lists no images (column {header[column]!r} is empty)", path=table)
+    return listed
 
 
 # ---- predict ------------------------------------------------------------------------------------
@@ -105,11 +109,16 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], rule: AnswerRule, *, o
     if top_k < 0:
         raise InputError(f"--top-k must be zero or more (got {top_k})")
     fmt = output_format(out, fmt)
-    if out is not None:
-        check_output(out, force)
     paths = collect_images(inputs)
+    if out is not None:
+        # the run, the tables and every image; a folder given may take the output (only its images are read)
+        read = [*runs.run_files(run_dir), *(p for p in inputs if not Path(p).is_dir()), *paths]
+        check_output_file(out, force=force, inputs=read)
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
+    if top_k > len(taxonomy.leaves):
+        warnings.warn(f"--top-k {top_k} is more than the {len(taxonomy.leaves)} leaves; all of them are listed")
+        top_k = len(taxonomy.leaves)
     if console is not None:  # once nothing can fail on the user's input any more
         console.print(rule.describe(), soft_wrap=True)
     tree = TreeTensors(taxonomy).to(device)

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hier.core.errors import InputError
-from hier.core.files import atomic_open, check_output_folder, check_replaceable
+from hier.core.files import atomic_open
 from hier.taxo import Taxonomy, ecotaxa
 
 COLUMNS = ("path", "node_id", "node_name", "depth", "confidence", "path_ids", "error")
@@ -268,10 +268,3 @@ def output_format(out: Path | None, fmt: str | None) -> str:
             raise InputError(f"EcoTaxa imports only tables named ecotaxa*.tsv: name it ecotaxa_{out.stem}.tsv, "
                              f"or write a zip with the images (-o {out.stem}.zip)", path=out)
     return fmt
-
-
-def check_output(out: Path, force: bool) -> None:
-    if out.is_dir():
-        raise InputError("is a folder, expected an output file", path=out)
-    check_replaceable(out, force=force)
-    check_output_folder(out)

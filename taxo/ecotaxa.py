@@ -70,10 +70,19 @@ def _parse_tsv(text: str, origin: str, folder: PurePosixPath) -> list[EcoTaxaRow
     return [EcoTaxaRow(dict(zip(header, row)), f"{origin}: line {line}", folder) for line, row in rows]
 
 
+def is_zip(path: str | os.PathLike, data=None) -> bool:
+    """Whether an export is a zip archive; a file named .zip that is not one is an input error."""
+    if zipfile.is_zipfile(data if data is not None else path):
+        return True
+    if str(path).lower().endswith(".zip"):
+        raise InputError("not a zip archive (damaged, or another kind of file named .zip)", path=path)
+    return False
+
+
 def read_export(path: str | os.PathLike) -> list[EcoTaxaRow]:
     """All rows of an export (.tsv, or every .tsv inside a .zip)."""
     data = read_bytes(path)
-    if zipfile.is_zipfile(io.BytesIO(data)):
+    if is_zip(path, io.BytesIO(data)):
         rows = []
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = [m for m in archive.namelist() if m.lower().endswith((".tsv", ".txt"))]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hier.core.errors import InputError
 from hier.core.figures import pyplot, save_figure
+from hier.core.files import check_output_file
 
 from .taxonomy import Taxonomy
 
@@ -32,11 +33,14 @@ def layout(taxonomy: Taxonomy) -> tuple[list[float], list[float]]:
     return [float(d) for d in taxonomy.depth], y
 
 
-def render(taxonomy: Taxonomy, out: str | os.PathLike, *, title: str | None = None) -> None:
+def render(taxonomy: Taxonomy, out: str | os.PathLike, *, title: str | None = None, force: bool = False,
+           inputs=()) -> None:
+    """Draw into ``out``; an existing file is replaced only with ``force``, and never one of the ``inputs``."""
     fmt = FORMATS.get(Path(out).suffix.lower())
     if fmt is None:
         raise InputError(f"cannot render to {Path(out).suffix or 'a file without extension'}; use .png or .svg",
                          path=out)
+    check_output_file(out, force=force, inputs=inputs)
     plt = pyplot()
 
     x, y = layout(taxonomy)

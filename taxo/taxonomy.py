@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 
@@ -21,6 +22,37 @@ VERSION = 1
 _NODE_KEYS = ("id", "name", "parent", "rank")
 
 
+def check_name(text: str, path=None, where=None) -> str:
+    """A node id or name without invisible characters (a zero-width space, a soft hyphen, a control
+    character): they make a look-alike of another node that no label would ever match. Returns ``text``."""
+    if text.isprintable():  # the common case, at C speed
+        return text
+    hidden = next((c for c in text if unicodedata.category(c) in ("Cf", "Cc", "Co", "Cs")), None)
+    if hidden is not None:
+        name = unicodedata.name(hidden, "a control character")
+        raise InputError(f"{text!r} holds an invisible character (U+{ord(hidden):04X} {name}); remove it",
+                         path=path, where=where)
+    return text
+
+
+def _checked_ids(records: list[dict], origin) -> list[str]:
+    """The node ids, in order: strings, unique, and like the names free of invisible characters."""
+    ids, seen = [], set()
+    for position, record in enumerate(records):
+        node_id = record.get("id")
+        if not isinstance(node_id, str) or not node_id:
+            raise InputError(f"node {position} has no string 'id'", path=origin)
+        if node_id in seen:
+            raise InputError("duplicate node id", path=origin, where=f"node {node_id!r}")
+        if record.get("name") is not None and not isinstance(record["name"], str):
+            raise InputError(f"'name' must be a string, got {record['name']!r}", path=origin, where=f"node {node_id!r}")
+        check_name(node_id, origin, f"node {position}")
+        check_name(record.get("name") or "", origin, f"node {node_id!r}")
+        seen.add(node_id)
+        ids.append(node_id)
+    return ids
+
+
 class Taxonomy:
     """A rooted tree. Build it from node records: ``{"id", "name", "parent", "rank", ...extra}``."""
 
@@ -29,17 +61,9 @@ class Taxonomy:
         self.source = source
         if not records:
             raise InputError("the taxonomy has no nodes", path=origin)
-        self.ids: list[str] = []
-        self._index: dict[str, int] = {}
-        for position, record in enumerate(records):
-            node_id = record.get("id")
-            if not isinstance(node_id, str) or not node_id:
-                raise InputError(f"node {position} has no string 'id'", path=origin)
-            if node_id in self._index:
-                raise InputError("duplicate node id", path=origin, where=f"node {node_id!r}")
-            self._index[node_id] = position
-            self.ids.append(node_id)
-        self.names: list[str] = [str(r.get("name") or r["id"]) for r in records]
+        self.ids: list[str] = _checked_ids(records, origin)
+        self._index: dict[str, int] = {node_id: i for i, node_id in enumerate(self.ids)}
+        self.names: list[str] = [r.get("name") or r["id"] for r in records]
         self.ranks: list[str | None] = [r.get("rank") for r in records]
         self.extra: list[dict] = [{k: v for k, v in r.items() if k not in _NODE_KEYS} for r in records]
 
@@ -171,13 +195,9 @@ class Taxonomy:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Taxonomy:
-        from hier.core.files import read_text
+        from hier.core.files import read_json
 
-        text = read_text(path)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"not valid JSON ({e.msg})", path=path, where=f"line {e.lineno}") from None
+        data = read_json(path)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise InputError(f"not a {FORMAT} file (no \"format\": \"{FORMAT}\")", path=path)
         if data.get("version") != VERSION:

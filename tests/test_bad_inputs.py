@@ -59,6 +59,17 @@ def world(synth_dataset, tmp_path_factory):
                     ignore=lambda d, names: names[4:])
     (files / "not_a_file.png").mkdir()
     (files / "a_file").write_text("x")
+    (files / "tree.png").write_bytes(b"a picture the user keeps")
+    (files / "deep.json").write_text('{"format": "hier-taxonomy", "version": 1, "nodes": ' + "[" * 100_000
+                                     + "]" * 100_000 + "}")
+    (files / "deep.yaml").write_text("epochs: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    (files / "nan_name.json").write_text('{"format": "hier-taxonomy", "version": 1, "nodes": '
+                                         '[{"id": "r", "parent": null}, {"id": "a", "name": NaN, "parent": "r"}]}')
+    (files / "negative_lr.yaml").write_text("lr: -0.1\n")
+    (files / "header_only.csv").write_text("path\n")
+    (files / "fake.zip").write_text("object_id\tobject_annotation_hierarchy\n1\tliving>a\n")
+    (files / "dup_header.csv").write_text("phylum,genus,genus\nArthropoda,Calanus,Oithona\n")
+    (files / "zwsp.csv").write_text("lineage\nliving>Calanus\nliving>Calanus\u200b\n")
     return {"run": run, "other": other, "files": files, "data": synth_dataset}
 
 
@@ -140,17 +151,75 @@ CASES = [
     case("taxo", "build", "--source", "ecotaxa", "{ecotaxa}", "-o", "{tmp}/missing/out.json",
          message="missing: the output folder does not exist"),
     case("data", "synth", "{f}", "--images", "50", message="not empty"),
+    # outputs: never over one of the command's inputs, never over an existing file without --force
+    case("compare", "{copy}", "--csv", "{copy}/evaluation.json", "--force",
+         message="evaluation.json: is one of the command's inputs"),
+    case("compare", "{copy}", "--csv", "{f}/a_file", message="a_file: exists; use --force"),
+    case("compare", "{copy}", "--plot", "{f}/tree.png", message="tree.png: exists; use --force"),
+    case("predict", "{run}", "{img}", "--format", "csv", "-o", "{img}", "--force",
+         message="img.png: is one of the command's inputs"),
+    case("predict", "{copy}", "{data}/test", "--format", "csv", "-o", "{copy}/config.yaml", "--force",
+         message="config.yaml: is one of the command's inputs"),
+    case("predict", "{copy}", "{data}/test", "-o", "{copy}/checkpoints/p.csv", "--force",
+         message="p.csv: is inside"),
+    case("evaluate", "{copy}", "{data}", "--plot", "{f}/tree.png", message="tree.png: exists; use --force"),
+    case("evaluate", "{copy}", "{dcopy}", "--plot", "{dcopy_image}", "--force",
+         message="is one of the command's inputs"),
+    case("taxo", "render", "{data}/taxonomy.json", "-o", "{f}/tree.png", message="tree.png: exists; use --force"),
+    # every config source goes through one validation, before anything is written
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY, "--set", "epochs=0",
+         message="--set: 'epochs' must be at least 1, got 0"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY, "--set", "batch_size=0",
+         message="--set: 'batch_size' must be at least 1, got 0"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY, "--set", "image_size=2",
+         message="--set: 'image_size' must be at least 8, got 2"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY, "--set", "embedding_dropout=2",
+         message="--set: 'embedding_dropout' must be at least 0 and below 1, got 2"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY, "--set", "lr=.nan",
+         message="--set: 'lr' must be above 0, got nan"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY, "--config", "{f}/negative_lr.yaml",
+         message="negative_lr.yaml: 'lr' must be above 0, got -0.1"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "-o", "{tmp}/run", *TINY, "--image-size", "8", "--set",
+         "backbone_options.depth=5", message="image_size: the backbone 'smallcnn' cannot take 8-pixel images"),
+    # usage errors: one line too
+    case("taxo", "show", message="Missing argument 'taxonomy' (see hier taxo show --help)"),
+    case("predict", "{run}", "{data}/test", "--bogus", message="No such option: --bogus"),
+    # messages name the file
+    case("predict", "{f}/a_file", "{data}/test", message="a_file: is a file, expected a run directory"),
+    case("predict", "{run}", "{f}/header_only.csv", message="header_only.csv: the table lists no images"),
+    case("predict", "{changed_head}", "{data}/test", message="config.yaml: unknown head 'arcfacex'"),
+    case("taxo", "build", "--source", "ecotaxa", "{f}/fake.zip", "-o", "{tmp}/out.json",
+         message="fake.zip: not a zip archive"),
+    # deeply nested JSON and YAML
+    case("taxo", "show", "{f}/deep.json", message="deep.json: nested too deeply"),
+    case("predict", "{deep_run}", "{data}/test", message="taxonomy.json: nested too deeply"),
+    case("fit", "{data}", "-t", "{data}/taxonomy.json", "--config", "{f}/deep.yaml", "-o", "{tmp}/run",
+         message="deep.yaml: nested too deeply"),
+    # oddities settled as errors
+    case("taxo", "show", "{f}/nan_name.json", message="nan_name.json: line 1: not valid JSON (NaN"),
+    case("taxo", "build", "--source", "csv", "{f}/dup_header.csv", "--rank-columns", "phylum,genus", "-o",
+         "{tmp}/out.json", message="dup_header.csv: line 1: two columns named 'genus' (2 and 3)"),
+    case("taxo", "build", "--source", "csv", "{f}/zwsp.csv", "--lineage-column", "lineage", "-o", "{tmp}/out.json",
+         message="zwsp.csv: line 3: 'Calanus\\u200b' holds an invisible character (U+200B ZERO WIDTH SPACE)"),
 ]
 
 
-def prepare(world, tmp: Path) -> dict:
-    """Damaged copies of the run, made per case (they must not leak into the shared run)."""
+def prepare(world, tmp: Path, args=()) -> dict:
+    """Damaged copies of the run (and of the dataset, for a case that names it), made per case: they must
+    not leak into the shared ones."""
     run = world["run"]
     paths = {"f": world["files"], "data": world["data"], "run": run, "tmp": tmp,
-             "ecotaxa": Path(__file__).parent / "data" / "ecotaxa_export.tsv"}
-    for name in ("truncated", "malicious", "wrong_taxonomy", "wrong_head"):
+             "ecotaxa": Path(__file__).parent / "data" / "ecotaxa_export.tsv", "img": tmp / "img.png"}
+    for name in ("truncated", "malicious", "wrong_taxonomy", "wrong_head", "copy", "changed_head", "deep_run"):
         paths[name] = tmp / name
         shutil.copytree(run, paths[name])
+    shutil.copy(next((world["data"] / "test").rglob("*.png")), paths["img"])
+    if any("{dcopy" in a for a in args):
+        paths["dcopy"] = Path(shutil.copytree(world["data"], tmp / "dcopy"))
+        paths["dcopy_image"] = next((paths["dcopy"] / "test").rglob("*.png"))
+    config = paths["changed_head"] / "config.yaml"
+    config.write_text(config.read_text().replace("head: classifier", "head: arcfacex"))
+    shutil.copy(world["files"] / "deep.json", paths["deep_run"] / "taxonomy.json")
     last = paths["truncated"] / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:1000])
     (paths["malicious"] / "checkpoints" / "last.pt").write_bytes(pickle.dumps(RunsCode()))
@@ -175,7 +244,7 @@ def listing(folder: Path) -> set[str]:
 
 @pytest.mark.parametrize("args, code, message", CASES)
 def test_bad_input(world, run_cli, tmp_path, args, code, message):
-    paths = prepare(world, tmp_path)
+    paths = prepare(world, tmp_path, args)
     Path(MARKER).unlink(missing_ok=True)
     before_tmp, before_files = listing(tmp_path), listing(world["files"])
     exit_code, _, stderr = run_cli(*[a.format(**paths) for a in args])
@@ -347,3 +416,88 @@ def test_an_unknown_split_name_is_an_input_error_naming_the_row(world, run_cli, 
     assert code == 2 and "Traceback" not in stderr
     assert "list.csv: row 2: unknown split 'tarin' in column 'split'" in stderr, stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_top_k_is_capped_at_the_number_of_leaves(world, run_cli, tmp_path):
+    from hier.taxo import Taxonomy
+
+    leaves = len(Taxonomy.load(world["run"] / "taxonomy.json").leaves)
+    image = next((world["data"] / "test").rglob("*.png"))
+    with pytest.warns(UserWarning, match=f"--top-k 1000000 is more than the {leaves} leaves"):
+        code, _, stderr = run_cli("predict", world["run"], image, "--top-k", 1_000_000, "-o", tmp_path / "p.csv")
+    assert code == 0, stderr
+    header = (tmp_path / "p.csv").read_text().splitlines()[0].split(",")
+    assert len(header) == 7 + 2 * leaves
+
+
+def test_a_truncated_jpeg_is_named_as_one(world, run_cli, tmp_path):
+    whole = tmp_path / "whole.jpg"
+    Image.new("RGB", (64, 64), "red").save(whole)
+    (tmp_path / "cut.jpg").write_bytes(whole.read_bytes()[:300])
+    (tmp_path / "cut.png").write_bytes(next((world["data"] / "test").rglob("*.png")).read_bytes()[:40])
+    code, out, stderr = run_cli("predict", world["run"], tmp_path / "cut.jpg", tmp_path / "cut.png")
+    assert code == 0, stderr
+    errors = [line.rsplit(",", 1)[-1] for line in out.splitlines()[1:]]
+    assert errors[0].startswith("truncated or damaged JPEG file") and errors[1].startswith("truncated or damaged PNG")
+
+
+def test_unreadable_validation_images_are_reported(world, run_cli, tmp_path):
+    data = Path(shutil.copytree(world["data"], tmp_path / "data"))
+    bad = next((data / "val").rglob("*.png"))
+    bad.write_bytes(b"not an image")
+    with pytest.warns(UserWarning) as told:
+        code, _, stderr = run_cli("fit", data, "-t", data / "taxonomy.json", *TINY, "-o", tmp_path / "run")
+    assert code == 0, stderr
+    assert any(str(w.message).startswith("1 of ") and str(bad) in str(w.message)
+               for w in told), [str(w.message) for w in told]
+
+
+def test_csv_missing_value_markers_and_split_lineages_are_told(run_cli, tmp_path):
+    """'NaN' cells are a spreadsheet's empty cells; an empty middle rank that splits a taxon is warned about."""
+    from hier.taxo import Taxonomy
+
+    (tmp_path / "ranks.csv").write_text("phylum,class,genus\nArthropoda,Copepoda,Calanus\nArthropoda,NaN,Oithona\n"
+                                        "Arthropoda,,Calanus\n")
+    with pytest.warns(UserWarning) as told:
+        code, _, stderr = run_cli("taxo", "build", "--source", "csv", tmp_path / "ranks.csv",
+                                  "--rank-columns", "phylum,class,genus", "-o", tmp_path / "t.json")
+    assert code == 0, stderr
+    assert "NaN" not in Taxonomy.load(tmp_path / "t.json").names
+    said = "\n".join(str(w.message) for w in told)
+    assert "ranks.csv: 1 cell(s) hold 'NaN' or a like marker of a missing value; read as empty" in said
+    assert ("ranks.csv: line 4: genus 'Calanus' is also under another lineage (line 2); an empty rank cell makes "
+            "it a node apart") in said
+
+
+def test_a_failure_after_the_run_directory_exists_leaves_a_resumable_run_or_nothing(run_cli, synth_dataset,
+                                                                                  tmp_path, monkeypatch):
+    """Disk full while writing the first checkpoint: no run; at a later epoch: a run --resume continues."""
+    import errno
+    import os
+
+    real_fsync = os.fsync
+
+    def disk_full_at(n):
+        writes = []
+
+        def fsync(fd):
+            if os.readlink(f"/proc/self/fd/{fd}").rpartition("/")[2].startswith(".last.pt."):
+                writes.append(fd)
+                if len(writes) == n:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+            return real_fsync(fd)
+
+        return fsync
+
+    args = ["fit", synth_dataset, "-t", synth_dataset / "taxonomy.json", *TINY, "--epochs", "2", "-o"]
+    monkeypatch.setattr(os, "fsync", disk_full_at(1))
+    code, _, stderr = run_cli(*args, tmp_path / "first")
+    assert code == 1 and "last.pt: cannot write (No space left on device)" in stderr, stderr
+    assert not (tmp_path / "first").exists()
+    monkeypatch.setattr(os, "fsync", disk_full_at(2))
+    code, _, stderr = run_cli(*args, tmp_path / "second")
+    assert code == 1 and "hier fit --resume" in stderr, stderr
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    code, _, stderr = run_cli("fit", synth_dataset, "--resume", tmp_path / "second")
+    assert code == 0, stderr
+    assert (tmp_path / "second" / "model.safetensors").is_file()

@@ -1,8 +1,10 @@
-"""Faults with real processes: kill -9 and Ctrl-C during fit, then --resume."""
+"""Faults with real processes: kill -9, Ctrl-C and SIGTERM during fit, predict, calibrate and synth; then --resume,
+or a rerun that cleans what the killed one left."""
 
 import csv
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,15 +64,17 @@ def test_kill_9_mid_epoch_then_resume_ends_with_the_same_metrics(synth_dataset, 
     assert not list(run.rglob("*.tmp"))
 
 
-def test_ctrl_c_saves_a_resumable_checkpoint_and_exits_130(synth_dataset, uninterrupted, tmp_path):
+@pytest.mark.parametrize("sent, code, said", [(signal.SIGINT, 130, "hier: interrupted"),
+                                              (signal.SIGTERM, 143, "hier: terminated")])
+def test_ctrl_c_or_sigterm_saves_a_resumable_checkpoint(synth_dataset, uninterrupted, tmp_path, sent, code, said):
     run = tmp_path / "interrupted"
     process = subprocess.Popen(fit_args(synth_dataset, run), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
     wait_for_epochs(run, 1, process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sent)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert "hier fit --resume" in stderr and "Traceback" not in stderr
+    assert process.returncode == code, stderr
+    assert "hier fit --resume" in stderr and said in stderr and "Traceback" not in stderr
     resumed = subprocess.run([sys.executable, "-m", "hier.cli", "fit", str(synth_dataset), "--resume", str(run)],
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
@@ -100,3 +104,76 @@ def test_kill_9_during_predict_leaves_no_truncated_output(synth_dataset, uninter
     assert done.returncode == 0, done.stderr
     with open(out) as f:
         assert sum(1 for _ in csv.reader(f)) == 1501  # complete: header and every image
+    assert not list(tmp_path.glob(".predictions.csv.*.tmp"))  # the killed run's temporary file is cleaned
+
+
+def blocking_image(folder, name="wait.png"):
+    """A FIFO named like an image: a reader blocks in open() until the test opens the other end."""
+    path = folder / name
+    os.mkfifo(path)
+    return path
+
+
+def wait_until_read(fifo, process, timeout=120):
+    """Returns once ``process`` has opened ``fifo`` for reading (a non-blocking writer can then open it)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: no reader yet
+            assert process.poll() is None, process.communicate()[1]
+            time.sleep(0.02)
+    raise AssertionError("the command did not reach the image in time")
+
+
+@pytest.mark.parametrize("command, sent, code, said", [
+    ("calibrate", signal.SIGINT, 130, "hier: interrupted"),
+    ("predict", signal.SIGTERM, 143, "hier: terminated"),
+])
+def test_signal_while_reading_images_says_so_and_leaves_nothing(synth_dataset, uninterrupted, tmp_path, command,
+                                                                sent, code, said):
+    data = tmp_path / "data"
+    shutil.copytree(synth_dataset / "val", data / "val")
+    fifo = blocking_image(next(p for p in (data / "val").iterdir() if p.is_dir()))
+    args = {"calibrate": ["calibrate", str(uninterrupted), str(data), "--split", "val"],
+            "predict": ["predict", str(uninterrupted), str(data / "val"), "-o", str(tmp_path / "p.csv")]}[command]
+    process = subprocess.Popen([sys.executable, "-m", "hier.cli", *args, "--workers", "0"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    writer = wait_until_read(fifo, process)
+    process.send_signal(sent)
+    _, stderr = process.communicate(timeout=60)
+    os.close(writer)
+    assert process.returncode == code, stderr
+    assert stderr.strip().splitlines()[-1] == said and "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no output, no temporary file
+
+
+def test_sigterm_during_synth_removes_its_staging_folder_and_a_killed_ones(tmp_path):
+    def synth():
+        return subprocess.Popen([sys.executable, "-m", "hier.cli", "data", "synth", str(tmp_path / "out"),
+                                 "--images", "20000", "--size", "32", "--workers", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def wait_for_staging(process, known=()):
+        """The process's staging folder, once it holds a file."""
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            new = [p.parent for p in tmp_path.glob(".out.*.tmp/*") if p.parent not in known]
+            if new:
+                return new[0]
+            assert process.poll() is None, process.communicate()[1]
+            time.sleep(0.02)
+        raise AssertionError("no staging folder in time")
+
+    killed = synth()
+    left = wait_for_staging(killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert left.is_dir()  # what kill -9 leaves
+    stopped = synth()
+    wait_for_staging(stopped, known=[left])
+    stopped.send_signal(signal.SIGTERM)
+    _, stderr = stopped.communicate(timeout=60)
+    assert stopped.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "hier: terminated"
+    assert list(tmp_path.iterdir()) == []  # neither run left a staging folder

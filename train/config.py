@@ -1,13 +1,15 @@
 """Training configuration: defaults < the head's config file < --config FILE < flags < --set key=value.
 
-Every key is known in advance: an unknown key or a value of the wrong type is an input error
-that names the key (and a close match), before any work starts.
+Every key is known in advance: an unknown key, a value of the wrong type or out of its range is an
+input error that names the source and the key (and a close match), before any work starts. One
+check, ``_check``, sees every source: the head's defaults, config files, flags and ``--set``.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -82,6 +84,45 @@ NULLABLE_TYPES = {"embedding_size": int, "workers": int, "dataset": str, "loss":
                   "freeze_backbone": bool, "backbone_lr": float, "mean": list, "std": list, "interpolation": str, "augment": bool}
 
 
+
+def _at_least(low):
+    return (lambda v: v >= low), f"at least {low}"
+
+
+def _above(low):
+    return (lambda v: v > low), f"above {low}"
+
+
+_FRACTION = (lambda v: 0 <= v < 1), "at least 0 and below 1"
+# The range of every numeric key (NaN is in none); a list key: what each item must be, and the whole list.
+LIMITS = {
+    "epochs": _at_least(1), "batch_size": _at_least(1), "image_size": _at_least(8), "embedding_size": _at_least(1),
+    "embedding_dropout": _FRACTION, "lr": _above(0), "backbone_lr": _above(0), "weight_decay": _at_least(0),
+    "momentum": _FRACTION, "warmup_epochs": _at_least(0), "step_size": _at_least(1), "gamma": _above(0),
+    "grad_clip": _at_least(0), "early_stopping": _at_least(0), "workers": _at_least(0),
+}
+LIST_LIMITS = {
+    "split_fractions": (lambda v: len(v) == 3 and all(f >= 0 for f in v) and abs(sum(v) - 1) <= 1e-6,
+                        "three fractions (train, val, test), each at least 0, that add up to 1"),
+    "mean": (lambda v: len(v) == 3, "three numbers, one per channel"),
+    "std": (lambda v: len(v) == 3 and all(x > 0 for x in v), "three numbers above 0, one per channel"),
+}
+
+
+def _in_range(key: str, value, origin: str) -> None:
+    if key in LIST_LIMITS:
+        fits, wanted = LIST_LIMITS[key]
+        numbers = all(_type_ok(float, x) and math.isfinite(x) for x in value)
+        if not (numbers and fits(value)):
+            raise InputError(f"{key!r} must be {wanted}, got {value!r}", path=origin)
+    elif key in LIMITS:
+        fits, wanted = LIMITS[key]
+        if not fits(value):
+            raise InputError(f"{key!r} must be {wanted}, got {value!r}", path=origin)
+        if not math.isfinite(value):
+            raise InputError(f"{key!r} must be a finite number, got {value!r}", path=origin)
+
+
 def _type_ok(expected: type, value) -> bool:
     if expected is bool or isinstance(value, bool):
         return expected is bool and isinstance(value, bool)
@@ -132,6 +173,8 @@ def load_config_file(path: str | Path) -> dict:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else None
         raise InputError(f"not valid YAML ({getattr(e, 'problem', None) or e})", path=path, where=where) from None
+    except RecursionError:
+        raise InputError("nested too deeply to read (not a hier config)", path=path) from None
     if not isinstance(data, dict):
         raise InputError("a config file must be a mapping of key: value", path=path)
     return data
@@ -179,6 +222,7 @@ def _check(layer: dict, origin: str) -> None:
             raise InputError(f"{key!r} must be {expected.__name__}, got {value!r}", path=origin)
         if key in CHOICES and value not in CHOICES[key]:
             raise InputError(f"{key!r} must be one of {', '.join(CHOICES[key])}, got {value!r}", path=origin)
+        _in_range(key, value, origin)
 
 
 def merge(base: dict, layer: dict) -> dict:

@@ -147,6 +147,8 @@ def validate(state: TrainState) -> dict[str, float]:
         probs.append(state.model.node_probabilities(scores.float()).cpu())
         kept.append(t.cpu())
     step.train()
+    if not state.from_features:  # images read anew each epoch: unreadable ones are told about, as in training
+        state.val_data.dataset.dataset.warn_skipped()
     gathered = dist.gather((torch.cat(probs) if probs else torch.empty(0), torch.cat(kept) if kept else
                             torch.empty(0, dtype=torch.long), sum(losses), sum(counts)))
     if gathered is None:

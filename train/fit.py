@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,8 +125,37 @@ def _start(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path, checkp
     train, val, new_split = load_splits(dataset_path, taxonomy, config, run_dir)
     model, loss_fn = build_model(config, taxonomy, load_weights=checkpoint is None)
     config = with_preprocessing(config, model.backbone)  # recorded: predict and evaluate read images the same way
-    if checkpoint is None:  # the data and the model are good: only now the run directory is made
-        _create_run_dir(run_dir, config, taxonomy, new_split, force)
+    if checkpoint is not None:
+        return _build_state(model, loss_fn, train, val, config, run_dir, taxonomy, device, progress, checkpoint)
+    check_image_size(model.backbone, config)
+    if dist.is_main():  # the data and the model are good: only now the run directory is made
+        runs.prepare_run_dir(run_dir, force=force)
+    try:
+        _write_run_files(run_dir, config, taxonomy, new_split)
+        return _build_state(model, loss_fn, train, val, config, run_dir, taxonomy, device, progress, None)
+    except BaseException:  # before the first checkpoint the run cannot be resumed: leave nothing
+        if dist.is_main():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def check_image_size(backbone: torch.nn.Module, config: dict) -> None:
+    """One blank image through the backbone: a size it cannot take fails before the run directory exists."""
+    size, was_training = config["image_size"], backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            backbone(torch.zeros(1, 3, size, size))
+    except (RuntimeError, ValueError, AssertionError) as e:  # too small, or not the size a model was built for
+        raise InputError(f"the backbone {config['backbone']!r} cannot take {size}-pixel images "
+                         f"({runs.first_line(e)})", where="image_size") from None
+    finally:
+        backbone.train(was_training)
+
+
+def _build_state(model: HierNet, loss_fn, train: Split, val: Split, config: dict, run_dir: Path,
+                 taxonomy: Taxonomy, device: torch.device, progress: Progress, checkpoint: dict | None) -> TrainState:
+    """The training state on ``device``: restored from ``checkpoint``, else saved as epoch 0 of the new run."""
     model.to(device)
     loss_fn.to(device)
     train_data, val_data = _data(model, train, val, config, device, run_dir, progress)
@@ -147,9 +177,8 @@ def _start(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path, checkp
     return state
 
 
-def _create_run_dir(run_dir: Path, config: dict, taxonomy: Taxonomy, new_split: dict | None, force: bool) -> None:
+def _write_run_files(run_dir: Path, config: dict, taxonomy: Taxonomy, new_split: dict | None) -> None:
     if dist.is_main():
-        runs.prepare_run_dir(run_dir, force=force)
         runs.write_config(run_dir, config)
         taxonomy.save(run_dir / runs.TAXONOMY)
         if new_split:
@@ -189,9 +218,9 @@ def _train(state: TrainState) -> None:
             # rank 0 decides; every rank must leave the loop with it, or the others wait forever
             if dist.all_reduce_sum(torch.tensor(float(stop), device=state.device)).item():
                 break
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, OSError, HierError):  # Ctrl-C, SIGTERM, a full disk: the last epoch is on disk
         if dist.is_main():
-            progress.print(f"interrupted: {state.run_dir / runs.LAST} holds the last finished epoch; "
+            progress.print(f"stopped: {state.run_dir / runs.LAST} holds the last finished epoch; "
                            f"continue with: hier fit --resume {state.run_dir}")
         raise
     except torch.cuda.OutOfMemoryError:

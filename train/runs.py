@@ -56,6 +56,11 @@ def check_outside(run_dir: Path, *inputs) -> None:
             raise InputError(f"the run directory would hold the input {given}; choose another -o", path=run_dir)
 
 
+def run_files(run_dir: str | Path) -> list[Path]:
+    """What a run directory holds (files and folders): inputs that no command's output may replace."""
+    return [Path(run_dir) / name for name in sorted(RUN_FILES)]
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -111,6 +116,8 @@ def save_weights(run_dir: Path, model: torch.nn.Module, config: dict) -> None:
 
 def check_run_dir(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError("is a file, expected a run directory", path=run_dir)
     if not run_dir.is_dir():
         raise InputError("no such run directory", path=run_dir)
     for name in (CONFIG, TAXONOMY):
@@ -129,7 +136,10 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu"):
     run_dir = check_run_dir(run_dir)
     config = read_config(run_dir)
     taxonomy = Taxonomy.load(run_dir / TAXONOMY)
-    model, _ = build_model(config, taxonomy, load_weights=False)
+    try:
+        model, _ = build_model(config, taxonomy, load_weights=False)
+    except InputError as e:  # an edited config.yaml: say which file holds the setting
+        raise InputError(str(e), path=run_dir / CONFIG) from None
     weights = run_dir / WEIGHTS
     if weights.is_file():
         try:

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -84,6 +85,7 @@ def test_output_folder_missing(run_cli, data_dir, tmp_path):
 def test_taxo_commands_never_import_torch(data_dir, tmp_path):
     script = f"""
 import sys
+from pathlib import Path
 from hier.cli.main import main
 d, t = {str(data_dir)!r}, {str(tmp_path)!r}
 codes = [main(["--help"]), main(["taxo", "--help"]),
@@ -148,3 +150,22 @@ def test_tiny_imagenet_built_pruned_and_rendered(run_cli, data_dir, tmp_path):
 
     with Image.open(tmp_path / "tiny.png") as image:
         assert image.size[1] > 200 * 15  # a row per leaf
+
+
+def test_build_and_prune_never_write_over_an_input_nor_without_force(run_cli, data_dir, tmp_path):
+    import shutil
+
+    table = Path(shutil.copy(data_dir / "phytoplankton-taxonomy/taxonomy.csv", tmp_path / "taxonomy.csv"))
+    before = table.read_bytes()
+    args = ["taxo", "build", "--source", "csv", table, "--rank-columns", "kingdom,phylum,class,order,family,genus,species"]
+    code, _, err = run_cli(*args, "-o", table, "--force")
+    assert code == 2 and "is one of the command's inputs" in err and table.read_bytes() == before
+    assert run_cli(*args, "-o", tmp_path / "t.json")[0] == 0
+    code, _, err = run_cli(*args, "-o", tmp_path / "t.json")
+    assert code == 2 and "--force" in err
+    code, _, err = run_cli("taxo", "prune", tmp_path / "t.json", "-o", tmp_path / "t.json", "--force")
+    assert code == 2 and "is one of the command's inputs" in err
+    written = (tmp_path / "t.json").read_bytes()
+    (tmp_path / "p.json").write_text("mine")
+    code, _, err = run_cli("taxo", "prune", tmp_path / "t.json", "-o", tmp_path / "p.json")
+    assert code == 2 and (tmp_path / "p.json").read_text() == "mine" and (tmp_path / "t.json").read_bytes() == written

@@ -8,7 +8,18 @@ import stat
 import pytest
 
 from hier.core.errors import InputError
-from hier.core.files import atomic_folder, atomic_open, atomic_write_text, check_replaceable, read_bytes, read_text
+from hier.core.files import (
+    _temporary_prefix,
+    atomic_folder,
+    atomic_open,
+    atomic_write_text,
+    check_output_file,
+    check_replaceable,
+    read_bytes,
+    read_json,
+    read_text,
+    remove_stale_temporaries,
+)
 
 
 def test_atomic_write_lands_whole_with_normal_mode(tmp_path):
@@ -105,3 +116,52 @@ def test_atomic_folder_replace_swaps_and_without_replace_keeps_the_first(tmp_pat
             (staging / "late.txt").write_text("late")
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_check_output_file_never_replaces_an_input(tmp_path):
+    image, folder = tmp_path / "a.png", tmp_path / "images"
+    image.write_bytes(b"pixels")
+    folder.mkdir()
+    (tmp_path / "link.png").symlink_to(image)
+    for out in (image, tmp_path / "link.png", tmp_path / "." / "a.png"):
+        with pytest.raises(InputError, match="is one of the command's inputs"):
+            check_output_file(out, force=True, inputs=[image])
+    with pytest.raises(InputError, match="is inside"):
+        check_output_file(folder / "p.csv", force=True, inputs=[folder])
+    with pytest.raises(InputError, match="exists; use --force"):
+        check_output_file(image, force=False, inputs=[])
+    with pytest.raises(InputError, match="is a folder"):
+        check_output_file(folder, force=True)
+    assert check_output_file(image, force=True, inputs=[folder]) == image
+    assert check_output_file(tmp_path / "new.csv", force=False, inputs=[image, folder]) == tmp_path / "new.csv"
+
+
+def test_stale_temporaries_of_gone_processes_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "out.csv"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    dead_prefix = _temporary_prefix(target).replace(f".{os.getpid()}-", f".{int(gone.stdout)}-")
+    (tmp_path / f"{dead_prefix}abc.tmp").write_text("half")
+    (tmp_path / f"{dead_prefix}def.tmp").mkdir()
+    live = tmp_path / f"{_temporary_prefix(target)}ghi.tmp"
+    live.write_text("being written")
+    other_host = tmp_path / f".out.csv.{int(gone.stdout)}-elsewhere.jkl.tmp"
+    other_host.write_text("another machine's")
+    foreign = tmp_path / ".out.csv.notes.tmp"
+    foreign.write_text("not ours")
+    remove_stale_temporaries(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other_host.name, foreign.name])
+
+
+def test_read_json_errors_name_the_file(tmp_path):
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match="deep.json: nested too deeply"):
+        read_json(tmp_path / "deep.json")
+    (tmp_path / "nan.json").write_text('{"a": 1,\n "b": NaN}')
+    with pytest.raises(InputError, match="nan.json: line 2: not valid JSON \\(NaN is not a JSON value\\)"):
+        read_json(tmp_path / "nan.json")
+    (tmp_path / "ok.json").write_text('{"a": [1, 2]}')
+    assert read_json(tmp_path / "ok.json") == {"a": [1, 2]}
