@@ -34,10 +34,7 @@ def _choose(arguments: list[Path], run: Optional[Path], *, most: int | None = No
     """The run and the arguments left, saying on stderr how the run was chosen when it was not named."""
     from hier.train.choose_run import choose_run
 
-    choice = choose_run(arguments, run, console=console)
-    if most is not None and len(choice.sources) > most:
-        raise InputError(f"one dataset at most, got {len(choice.sources)} arguments after the run",
-                         path=choice.sources[most])
+    choice = choose_run(arguments, run, most=most, console=console)
     if choice.note:
         console.print(f"hier: {choice.note}")
     return choice

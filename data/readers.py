@@ -26,6 +26,7 @@ from hier.core.tables import column, read_table
 from hier.taxo import ecotaxa
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt")  # tables of image paths hier predict reads
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test",
                "calib": "calib", "calibration": "calib"}
 # A folder level named by years (WHOI-Plankton: <year>/<class>/*.png) is not a class level.

@@ -22,7 +22,7 @@ from hier.core.errors import InputError
 from hier.core.files import check_output_file
 from hier.core.progress import Progress
 from hier.core.tables import read_table
-from hier.data.readers import IMAGE_SUFFIXES, PATH_COLUMNS, images_under, read_dataset
+from hier.data.readers import IMAGE_SUFFIXES, PATH_COLUMNS, TABLE_SUFFIXES, images_under, read_dataset
 from hier.heads.tree import TreeTensors
 from hier.infer.calibration import AnswerRule
 from hier.infer.scoring import score_batches, unreadable_reason
@@ -35,7 +35,6 @@ from hier.metrics.decode import decode, top_leaves
 from hier.train import runs
 from hier.train.device import pick_device
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
 # ---- inputs -------------------------------------------------------------------------------------

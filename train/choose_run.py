@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hier.core.errors import InputError
+from hier.data.readers import IMAGE_SUFFIXES, TABLE_SUFFIXES, images_under
 from hier.train import runs
 from hier.train.builtin import BUILTIN_RUNS, builtin_dir, builtin_run, is_builtin
 
@@ -47,16 +48,22 @@ def newest_run(root: Path = RUNS_ROOT) -> Path | None:
     return max(complete, key=lambda d: (d / runs.WEIGHTS).stat().st_mtime_ns, default=None)
 
 
-def choose_run(arguments: list[Path], run: Path | None, *, console=None) -> RunChoice:
-    """The run and the remaining arguments of ``[RUN] ARGUMENTS...`` (``run``: the ``--run`` option)."""
+def choose_run(arguments: list[Path], run: Path | None, *, most: int | None = None, console=None) -> RunChoice:
+    """The run and the remaining arguments of ``[RUN] ARGUMENTS...`` (``run``: the ``--run`` option; ``most``:
+    how many arguments the command takes besides the run, None for any number)."""
     if run is not None:
-        return RunChoice(resolve_run(run, console), list(arguments), None)
+        return RunChoice(resolve_run(run, console), _at_most(list(arguments), most), None)
     if arguments:
         first = Path(arguments[0])
-        if is_run_dir(first) or (is_builtin(first) and not first.exists()):
-            return RunChoice(resolve_run(first, console), list(arguments[1:]), None)
+        if is_run_dir(first) or (is_builtin(first) and not first.exists()) or (most is not None
+                                                                               and len(arguments) > most):
+            return RunChoice(resolve_run(first, console), _at_most(list(arguments[1:]), most), None)
         if not first.exists():
             raise InputError("no such run directory, image or dataset", path=first)
+        if len(arguments) > 1 and first.is_dir() and not images_under(first):
+            raise InputError(f"not a hier run directory (no {runs.CONFIG}), and no images in it", path=first)
+        if len(arguments) > 1 and first.is_file() and first.suffix.lower() not in (*IMAGE_SUFFIXES, *TABLE_SUFFIXES):
+            runs.check_run_dir(first)  # neither an image nor a table: meant as the run, and says why it is not
     newest = newest_run()
     if newest is not None:
         return RunChoice(newest, list(arguments), f"using the newest run under {RUNS_ROOT}/: {newest} "
@@ -64,6 +71,13 @@ def choose_run(arguments: list[Path], run: Path | None, *, console=None) -> RunC
     return RunChoice(builtin_run(DEFAULT_BUILTIN, console=console), list(arguments),
                      f"no run under ./{RUNS_ROOT}: answering with the built-in run {DEFAULT_BUILTIN} "
                      f"(ImageNet-1k on its WordNet tree, no training; see hier runs)")
+
+
+def _at_most(sources: list[Path], most: int | None) -> list[Path]:
+    if most is not None and len(sources) > most:
+        raise InputError(f"{most} argument{'s' if most > 1 else ''} at most after the run, got {len(sources)}",
+                         path=sources[most])
+    return sources
 
 
 def list_runs(root: Path = RUNS_ROOT) -> list[dict]:

@@ -58,3 +58,17 @@ def test_a_missing_first_argument_is_named_not_taken_for_the_default(tmp_path, m
     assert "runs/typo" in str(caught.value)
     with pytest.raises(InputError, match="no such run directory"):
         choose_run([], tmp_path / "nowhere")
+
+
+def test_arguments_beyond_what_the_command_takes_make_the_first_one_a_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake_run(Path("runs/new"), complete=True, written_ns=2_000_000_000_000)
+    Path("notarun").mkdir()
+    Path("data").mkdir()
+    with pytest.raises(InputError, match="not a hier run directory"):  # evaluate NOTARUN DATA
+        choose_run([Path("notarun"), Path("data")], None, most=1)
+    assert choose_run([Path("data")], None, most=1).sources == [Path("data")]
+    with pytest.raises(InputError, match="1 argument at most"):
+        choose_run([Path("data"), Path("notarun")], Path("runs/new"), most=1)
+    with pytest.raises(InputError, match="no images in it"):  # predict NOTARUN IMAGES: not taken for images
+        choose_run([Path("notarun"), Path("data")], None)
