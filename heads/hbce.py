@@ -70,7 +70,7 @@ class HierarchicalBCE(Loss):
             known = self.not_root.to(scores.dtype)
             num_known = len(targets) * (self.tree.num_nodes - 1)
         else:
-            known = self.tree.known[targets].view(torch.uint8).to(scores.dtype)  # via uint8: bool -> float is slow
+            known = self.tree.multi_hot(targets, "node")[1].view(torch.uint8).to(scores.dtype)  # bool -> float: slow
             num_known = known.sum().clamp(min=1)
         node_weights = None if self.node_weights is None else self.node_weights.to(scores.dtype)
         bce, violation, distance = _HierarchicalBCESums.apply(

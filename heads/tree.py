@@ -7,6 +7,13 @@ Scores live in one of three spaces, told apart by their last dimension:
 - ``level``: the per-level heads' space, one block per depth 1..D; block k holds the nodes at depth k
   and the leaves shallower than k (moved down to every deeper level), each block in node order.
 
+Nothing here is N x N: the tree is held as each node's root path (``lineage``, N x (depth + 1)) and
+the parent of each node per level, so memory and time grow with nodes x depth, and WordNet's 20,000+
+nodes fit where a dense ancestor mask (N^2) would not. Masks over the nodes exist only per sample
+([B, N]), built from the paths when a loss needs them. Bottom-up passes run level by level over
+the nodes in *level order* (the root, then depth 1, depth 2, ...), where each level's parents are
+the level above: every step touches only that level's columns.
+
 The buffers are not persistent: they follow a module to its device but stay out of checkpoints,
 since they are rebuilt from the taxonomy that every run saves.
 """
@@ -34,54 +41,60 @@ class TreeTensors(nn.Module):
         self.num_nodes = len(taxonomy)
         self.num_leaves = len(taxonomy.leaves)
         self.max_depth = int(depth.max())
+        buffer = self._buffer
 
-        ancestors = torch.from_numpy(taxonomy.ancestor_matrix.copy())
-        self.register_buffer("ancestors", ancestors, persistent=False)  # [i, j]: j is i or above i
-        self.register_buffer("descendants", ancestors.T.contiguous(), persistent=False)  # [i, j]: j is i or below i
-        # known[t, j]: whether a multi-hot target t says anything about node j (see multi_hot)
-        known = ancestors | ~ancestors.T
-        known[:, self.root] = False
-        self.register_buffer("known", known, persistent=False)
-        self.register_buffer("leaves", torch.from_numpy(taxonomy.leaves.copy()), persistent=False)
-        self.register_buffer("is_leaf", torch.from_numpy(is_leaf), persistent=False)
-        self.register_buffer("depth", torch.from_numpy(depth.copy()), persistent=False)
-        self.register_buffer("root_index", torch.tensor([self.root]), persistent=False)
+        buffer("leaves", taxonomy.leaves)
+        buffer("is_leaf", is_leaf)
+        buffer("depth", depth)
         parent = np.where(taxonomy.parent >= 0, taxonomy.parent, self.root)  # the root is its own parent
-        self.register_buffer("parent", torch.from_numpy(parent), persistent=False)
+        buffer("parent", parent)
+
+        # Level order: the root, then the nodes of depth 1, 2, ... (node order within a level).
+        level_order = np.argsort(depth, kind="stable")
+        self.level_widths = tuple(int(n) for n in np.bincount(depth, minlength=self.max_depth + 1))
+        position = np.empty(len(taxonomy), dtype=np.int64)
+        position[level_order] = np.arange(len(taxonomy))
+        starts = np.cumsum((0,) + self.level_widths)
+        buffer("level_order", level_order)
+        buffer("position", position)  # of each node in level order
+        buffer("leaf_position", position[taxonomy.leaves])
+        # up[j]: for the j-th node below the root in level order, its parent's column within the level above.
+        below = level_order[1:]
+        buffer("up", position[parent[below]] - starts[depth[below] - 1])
+        self.up_slices = tuple(slice(int(a) - 1, int(b) - 1) for a, b in zip(starts[1:-1], starts[2:]))
+        # The non-root nodes sorted by depth, and their parents: one slice per depth 1..D.
+        self.depth_slices = tuple(slice(s.start, s.stop) for s in self.up_slices)
+        buffer("by_depth", below)
+        buffer("by_depth_parent", parent[below])
+
+        lineage = _lineage(below, parent, self.depth_slices, len(taxonomy), self.root, self.max_depth)
+        buffer("lineage", lineage)  # [i, k]: the ancestor of i at depth k, and i itself below its own depth
+        buffer("level_ancestors", lineage.T.copy())  # [k, i]: the same, a row per depth
+
         # height[i]: the longest way down from i to a leaf under it; information[i]: log2(#leaves / #leaves under i)
-        leaf_depth = np.where(is_leaf, depth, -1)
-        height = np.max(np.where(taxonomy.ancestor_matrix, leaf_depth[:, None], -1), axis=0) - depth
-        self.register_buffer("height", torch.from_numpy(height), persistent=False)
+        height = np.zeros(len(taxonomy), dtype=np.int64)
+        for level in reversed(self.depth_slices):
+            np.maximum.at(height, parent[below[level]], height[below[level]] + 1)
+        buffer("height", height)
+        self.register_buffer("leaves_under", torch.from_numpy(taxonomy.leaves_under.copy()), persistent=False)
         information = np.log2(self.num_leaves / taxonomy.leaves_under)
         self.register_buffer("information", torch.as_tensor(information, dtype=torch.float32), persistent=False)
+        self._level_space(taxonomy, depth, is_leaf, lineage)
 
-        # Non-root nodes sorted by depth: one slice per level lets bottom-up passes run level by level.
-        by_depth = np.flatnonzero(taxonomy.parent >= 0)
-        by_depth = by_depth[np.argsort(depth[by_depth], kind="stable")]
-        bounds = np.searchsorted(depth[by_depth], np.arange(1, self.max_depth + 2))
-        self.depth_slices = tuple(slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]))
-        self.register_buffer("by_depth", torch.from_numpy(by_depth), persistent=False)
-        self.register_buffer("by_depth_parent", torch.from_numpy(parent[by_depth]), persistent=False)
+    def _buffer(self, name: str, array: np.ndarray) -> None:
+        self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(array)), persistent=False)
 
-        # lineage[i, k]: the ancestor of i at depth k, and i itself below its own depth.
-        lineage = np.full((len(taxonomy), self.max_depth + 1), self.root, dtype=np.int64)
-        for k, level in enumerate(self.depth_slices, start=1):
-            nodes = by_depth[level]
-            lineage[nodes, :k] = lineage[parent[nodes], :k]
-            lineage[nodes, k:] = nodes[:, None]
-        self.register_buffer("lineage", torch.from_numpy(lineage), persistent=False)
-
+    def _level_space(self, taxonomy, depth, is_leaf, lineage) -> None:
         levels = [np.flatnonzero((depth == k) | (is_leaf & (depth < k))) for k in range(1, self.max_depth + 1)]
         self.level_sizes = tuple(len(nodes) for nodes in levels)
-        self.register_buffer("level_nodes", torch.from_numpy(np.concatenate(levels)), persistent=False)
+        self._buffer("level_nodes", np.concatenate(levels))
         # leaf_level_columns[l, k-1]: the column, in level space, of the class holding leaf l at depth k.
         column_of = np.full((self.max_depth, len(taxonomy)), -1, dtype=np.int64)
         offsets = np.cumsum((0,) + self.level_sizes[:-1])
         for k, (nodes, offset) in enumerate(zip(levels, offsets)):
             column_of[k, nodes] = offset + np.arange(len(nodes))
         leaf_lineage = lineage[taxonomy.leaves, 1:]
-        leaf_columns = column_of[np.arange(self.max_depth)[None, :], leaf_lineage]
-        self.register_buffer("leaf_level_columns", torch.from_numpy(leaf_columns), persistent=False)
+        self._buffer("leaf_level_columns", column_of[np.arange(self.max_depth)[None, :], leaf_lineage])
 
     # ---- score spaces ---------------------------------------------------------------------
 
@@ -101,6 +114,22 @@ class TreeTensors(nn.Module):
         raise InputError(f"{who} takes {expected}, got {scores.shape[-1]} columns; "
                          "pair it with a head whose scores are in that space")
 
+    # ---- ancestry -------------------------------------------------------------------------
+
+    def is_ancestor(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Element-wise (broadcast): a is b or an ancestor of b."""
+        depth = self.depth[a]
+        return (depth <= self.depth[b]) & (self.lineage[b, depth] == a)
+
+    def ancestor_rows(self, nodes: torch.Tensor) -> torch.Tensor:
+        """Bool [len(nodes), N]: each node and its ancestors."""
+        rows = torch.zeros(len(nodes), self.num_nodes, dtype=torch.bool, device=nodes.device)
+        return rows.scatter_(1, self.lineage[nodes], True)
+
+    def descendant_rows(self, nodes: torch.Tensor) -> torch.Tensor:
+        """Bool [len(nodes), N]: each node and everything below it."""
+        return self.level_ancestors[self.depth[nodes]] == nodes[:, None]
+
     # ---- targets --------------------------------------------------------------------------
 
     def related(self, targets: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
@@ -109,7 +138,9 @@ class TreeTensors(nn.Module):
         For leaf columns these are the leaves under the target; per level, the one class holding the
         target, or the target's descendants at that level when the target is an inner node above it.
         """
-        return (self.ancestors[targets] | self.descendants[targets])[:, columns]
+        below = self.level_ancestors[:, columns][self.depth[targets]] == targets[:, None]
+        above = self.lineage[targets][:, self.depth[columns]] == columns
+        return below | above
 
     def multi_hot(self, targets: torch.Tensor, space: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Bool multi-hot targets and mask of known entries, both [B, width of a leaf or node space].
@@ -117,7 +148,9 @@ class TreeTensors(nn.Module):
         Positive: the target and its ancestors. Unknown: the nodes strictly below an inner-node target
         (a label that stops at genus says nothing about the species) and the root (always true).
         """
-        positive, known = self.ancestors[targets], self.known[targets]
+        positive = self.ancestor_rows(targets)
+        known = positive | ~self.descendant_rows(targets)
+        known[:, self.root] = False
         if space == "leaf":
             return positive[:, self.leaves], known[:, self.leaves]
         return positive, known
@@ -126,42 +159,73 @@ class TreeTensors(nn.Module):
 
     def lca(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Lowest common ancestor of node pairs (a[k], b[k]), [len(a)]."""
-        common = (self.ancestors[a] & self.ancestors[b]).sum(1)
-        return self._lca_from_count(a, common.unsqueeze(1)).squeeze(1)
+        paths = self.lineage[a]
+        # The two root paths agree down to the LCA and differ below it (a path padded with its own end
+        # never meets the other below the LCA), so the count of agreeing depths is depth(LCA) + 1.
+        common = (paths == self.lineage[b]).sum(1, keepdim=True)
+        return paths.gather(1, common - 1).squeeze(1)
 
-    def lca_table(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Lowest common ancestor of every pair (a[i], b[j]), [len(a), len(b)]."""
-        common = self.ancestors[a].float() @ self.ancestors[b].float().T
-        return self._lca_from_count(a, common.long())
-
-    def _lca_from_count(self, a: torch.Tensor, common: torch.Tensor) -> torch.Tensor:
-        # The common ancestors of two nodes form a root path: their count is depth(LCA) + 1.
-        return self.lineage[a].gather(1, common - 1)
-
-    # ---- consistent node probabilities ----------------------------------------------------
+    # ---- sums and maxima up the tree ------------------------------------------------------
 
     def sum_up(self, leaf_probabilities: torch.Tensor) -> torch.Tensor:
         """Node probabilities from a distribution over the leaves: each node holds the sum under it.
 
         The sums are added child by child from the deepest level up; adding non-negative numbers never
-        rounds below any of them, so no child ends above its parent.
+        rounds below any of them, so no child ends above its parent. Summed probabilities may round a
+        hair above 1; clamping keeps the order, and the root is certain.
         """
-        p = leaf_probabilities.new_zeros(leaf_probabilities.shape[0], self.num_nodes)
-        p = p.index_copy(1, self.leaves, leaf_probabilities)
-        for level in reversed(self.depth_slices):
-            p = p.index_add(1, self.by_depth_parent[level], p[:, self.by_depth[level]])
-        return self._rooted(p)
+        levels = self._leaf_levels(leaf_probabilities, 0.0)
+        for k in range(self.max_depth, 0, -1):
+            levels[k - 1] = levels[k - 1].index_add(1, self.up[self.up_slices[k - 1]], levels[k])
+        levels[0] = torch.ones_like(levels[0])
+        return torch.cat(levels, 1).clamp(max=1.0).index_select(1, self.position)
+
+    def total_under(self, leaf_values: torch.Tensor) -> torch.Tensor:
+        """[B, N]: each node's sum of the leaf values [B, num_leaves] at or below it (no clamping, any sign)."""
+        levels = self._leaf_levels(leaf_values, 0.0)
+        for k in range(self.max_depth, 0, -1):
+            levels[k - 1] = levels[k - 1].index_add(1, self.up[self.up_slices[k - 1]], levels[k])
+        return torch.cat(levels, 1).index_select(1, self.position)
+
+    def log_sum_up(self, leaf_log_probabilities: torch.Tensor) -> torch.Tensor:
+        """[B, N]: each node's log of the summed probability under it, from leaf log-probabilities.
+
+        A log-sum-exp per parent, level by level, shifted by the largest child, so that a node whose
+        leaves all lie below float's smallest probability still gets its finite log-probability.
+        """
+        levels = self._leaf_levels(leaf_log_probabilities, float("-inf"))
+        for k in range(self.max_depth, 0, -1):
+            up = self.up[self.up_slices[k - 1]]
+            children, above = levels[k], levels[k - 1]
+            # Inner parents start at -inf and take their children's log-sum-exp; leaves keep their own value.
+            top = torch.full_like(above, float("-inf")).scatter_reduce_(1, up.expand_as(children), children.detach(),
+                                                                        reduce="amax")
+            top = torch.where(torch.isfinite(top), top, 0.0)
+            total = torch.zeros_like(above).index_add_(1, up, (children - top.index_select(1, up)).exp())
+            levels[k - 1] = torch.where(total > 0, total.clamp(min=torch.finfo(total.dtype).tiny).log() + top, above)
+        return torch.cat(levels, 1).index_select(1, self.position)
 
     def max_up(self, node_probabilities: torch.Tensor) -> torch.Tensor:
         """The max-constraint (Giunchiglia & Lukasiewicz 2020): each node takes the max over itself and
         everything below it, so a confident descendant lifts its ancestors."""
-        p = node_probabilities
-        for level in reversed(self.depth_slices):
-            children = p[:, self.by_depth[level]]
-            parents = self.by_depth_parent[level].expand_as(children)
-            p = p.scatter_reduce(1, parents, children, reduce="amax")
-        return self._rooted(p)
+        levels = list(node_probabilities.index_select(1, self.level_order).split(self.level_widths, 1))
+        for k in range(self.max_depth, 0, -1):
+            up = self.up[self.up_slices[k - 1]].expand_as(levels[k])
+            levels[k - 1] = levels[k - 1].scatter_reduce(1, up, levels[k], reduce="amax")
+        levels[0] = torch.ones_like(levels[0])
+        return torch.cat(levels, 1).clamp(max=1.0).index_select(1, self.position)
 
-    def _rooted(self, p: torch.Tensor) -> torch.Tensor:
-        # Summed probabilities may round a hair above 1; clamping keeps the order and the root is certain.
-        return p.clamp(max=1.0).index_fill(1, self.root_index, 1.0)
+    def _leaf_levels(self, leaf_values: torch.Tensor, fill: float) -> list[torch.Tensor]:
+        """Leaf-space values [B, num_leaves] in level order, inner nodes at ``fill``, split into levels."""
+        nodes = leaf_values.new_full((leaf_values.shape[0], self.num_nodes), fill)
+        return list(nodes.index_copy(1, self.leaf_position, leaf_values).split(self.level_widths, 1))
+
+
+def _lineage(below, parent, depth_slices, num_nodes: int, root: int, max_depth: int) -> np.ndarray:
+    """[N, D + 1]: each node's ancestor at every depth, itself from its own depth down."""
+    lineage = np.full((num_nodes, max_depth + 1), root, dtype=np.int64)
+    for k, level in enumerate(depth_slices, start=1):
+        nodes = below[level]
+        lineage[nodes, :k] = lineage[parent[nodes], :k]
+        lineage[nodes, k:] = nodes[:, None]
+    return lineage

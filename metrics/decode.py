@@ -13,7 +13,12 @@ import torch
 
 from hier.heads.tree import TreeTensors
 
-DECODE_ROWS = 2048  # rows decoded at a time: the working set stays small and memory flat
+DECODE_ENTRIES = 2048 * 1024  # probabilities decoded at a time: the working set stays small and memory flat
+
+
+def _chunks(probs: torch.Tensor) -> range:
+    """Start rows of the chunks of about DECODE_ENTRIES probabilities each (fewer rows for a larger tree)."""
+    return range(0, len(probs), max(1, DECODE_ENTRIES // max(1, probs.shape[1])))
 
 
 def decode(probs: torch.Tensor, threshold: float | torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
@@ -25,12 +30,13 @@ def decode(probs: torch.Tensor, threshold: float | torch.Tensor, depth: torch.Te
     # 2·depth + p: depth decides (p <= 1 < 2), probability breaks ties; failing nodes drop to -1
     rank = 2 * depth.to(probs.dtype)
     out = torch.empty(len(probs), dtype=torch.long, device=probs.device)
-    for start in range(0, len(probs), DECODE_ROWS):
-        p = probs[start:start + DECODE_ROWS]
-        t = threshold[start:start + DECODE_ROWS, None] if threshold.ndim == 1 else threshold
+    chunks = _chunks(probs)
+    for start in chunks:
+        p = probs[start:start + chunks.step]
+        t = threshold[start:start + chunks.step, None] if threshold.ndim == 1 else threshold
         key = torch.add(rank, p)
         key.masked_fill_(p < t, -1.0)
-        out[start:start + DECODE_ROWS] = key.max(dim=1).indices  # the first maximum, as argmax; faster on CPU
+        out[start:start + chunks.step] = key.max(dim=1).indices  # the first maximum, as argmax; faster on CPU
     return out
 
 
@@ -42,7 +48,7 @@ def top_leaves(probs: torch.Tensor, tree: TreeTensors, k: int = 1) -> torch.Tens
 
 def is_correct(pred: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> torch.Tensor:
     """Prediction on the target's path: the target, an ancestor, or a node below an inner-node target."""
-    return tree.ancestors[target, pred] | tree.ancestors[pred, target]
+    return tree.is_ancestor(pred, target) | tree.is_ancestor(target, pred)
 
 
 def information_recall(pred: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> torch.Tensor:
@@ -68,8 +74,9 @@ def decode_intervals(probs: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Te
     """
     rank = 2 * depth.to(probs.dtype)
     parts = []
-    for start in range(0, len(probs), DECODE_ROWS):
-        p = probs[start:start + DECODE_ROWS]
+    chunks = _chunks(probs)
+    for start in chunks:
+        p = probs[start:start + chunks.step]
         order = torch.add(rank, p).argsort(dim=1, descending=True, stable=True)  # decode's preference order
         ranked = p.gather(1, order)
         beaten_below = torch.cat([ranked.new_zeros(len(p), 1), ranked.cummax(dim=1).values[:, :-1]], 1)

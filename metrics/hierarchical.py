@@ -29,10 +29,10 @@ def hierarchical_prf(pred: torch.Tensor, target: torch.Tensor, tree: TreeTensors
     the classes' hP, hR and hF (each class counts once, however rare). The predicted set is cut at the
     target's depth: below an inner-node target the label says nothing.
     """
-    root_free = tree.depth > 0
-    pred_set = tree.ancestors[pred] & root_free & (tree.depth[None, :] <= tree.depth[target][:, None])
-    true_set = tree.ancestors[target] & root_free
-    counts = torch.stack([(pred_set & true_set).sum(1), pred_set.sum(1), true_set.sum(1)], 1).double()
+    # Both sets are root paths without the root: their sizes are depths, their overlap the LCA's depth.
+    true_depth = tree.depth[target]
+    pred_depth = torch.minimum(tree.depth[pred], true_depth)
+    counts = torch.stack([tree.depth[tree.lca(pred, target)], pred_depth, true_depth], 1).double()
     classes, index = target.unique(return_inverse=True)
     per_class = counts.new_zeros(len(classes), 3).index_add_(0, index, counts)
     p_micro, r_micro = _ratios(counts.sum(0, keepdim=True))
@@ -91,8 +91,7 @@ def balanced_accuracy(recall: dict[int, tuple[float, int]]) -> float:
 
 def ancestor_at(nodes: torch.Tensor, level: int, tree: TreeTensors) -> torch.Tensor:
     """Each node's ancestor at depth ``level`` (itself at its own depth); -1 for a node shallower than that."""
-    at_level = tree.ancestors[nodes] & (tree.depth == level)
-    return torch.where(at_level.any(1), at_level.float().argmax(1), -1)
+    return torch.where(tree.depth[nodes] >= level, tree.lineage[nodes, level], -1)
 
 
 def per_level(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTensors, confusions: int = 3) -> dict[int, dict]:
@@ -142,7 +141,7 @@ def top_node_per_level(probs: torch.Tensor, target: torch.Tensor, tree: TreeTens
         if not keep.any() or len(nodes) == 0:
             continue
         confidence, column = probs[keep][:, nodes].max(dim=1)
-        out[level] = (confidence, tree.ancestors[target[keep], nodes[column]])
+        out[level] = (confidence, tree.is_ancestor(nodes[column], target[keep]))
     return out
 
 
@@ -179,7 +178,7 @@ def unseen_placement(pred: torch.Tensor, known: torch.Tensor, tree: TreeTensors)
     ``at_deepest_known``: exactly that node; ``in_wrong_leaf``: any leaf (every leaf is wrong, the true
     class is not in the taxonomy); ``elsewhere``: an inner node off the true path.
     """
-    right = tree.ancestors[known, pred]
+    right = tree.is_ancestor(pred, known)
     leaf = torch.zeros(len(tree.depth), dtype=torch.bool, device=pred.device)
     leaf[tree.leaves] = True
     wrong_leaf = leaf[pred] & ~right

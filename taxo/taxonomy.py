@@ -150,7 +150,22 @@ class Taxonomy:
     @cached_property
     def leaves_under(self) -> np.ndarray:
         """Number of leaves at or below each node."""
-        return self.ancestor_matrix[self.leaves].sum(axis=0).astype(np.int64)
+        is_leaf = np.zeros(len(self), dtype=np.int64)
+        is_leaf[self.leaves] = 1
+        return self.sum_under(is_leaf)
+
+    def sum_under(self, values: np.ndarray) -> np.ndarray:
+        """Each node's sum of ``values`` (one per node) over itself and everything below it.
+
+        Depth by depth from the deepest up (breadth-first order is depth order): time and memory grow
+        with the nodes, where a sum through the ancestor matrix would grow with their square.
+        """
+        total = np.array(values, copy=True)
+        order = self.breadth_first
+        bounds = np.searchsorted(self.depth[order], np.arange(1, self.max_depth + 2))
+        for start, stop in reversed(list(zip(bounds[:-1], bounds[1:]))):
+            np.add.at(total, self.parent[order[start:stop]], total[order[start:stop]])
+        return total
 
     @cached_property
     def graph(self) -> rx.PyDiGraph:

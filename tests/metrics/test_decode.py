@@ -39,7 +39,7 @@ def test_decode_in_chunks_matches_one_pass(tree, monkeypatch):
     probs = torch.rand(50, 7)
     thresholds = torch.rand(50)
     whole = M.decode(probs, thresholds, tree.depth)
-    monkeypatch.setattr(M, "DECODE_ROWS", 7)
+    monkeypatch.setattr(M, "DECODE_ENTRIES", 7 * 7)  # chunks of 7 rows
     assert torch.equal(M.decode(probs, thresholds, tree.depth), whole)
 
 
