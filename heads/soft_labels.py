@@ -31,14 +31,12 @@ class SoftLabels(Loss):
     def forward(self, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy against softmax(-beta d) over the leaves, d = height(LCA(leaf, target)) / height(root).
 
-        Leaves under an inner-node target share its LCA and its top mass equally. The target's soft
-        distribution is never written out ([B, leaves]): the sum over the leaves of q(leaf) log p(leaf)
-        is taken, group by group, from the sums of log p under the nodes of the target's path.
+        Leaves under an inner-node target share its LCA and its top mass equally. The soft targets are
+        built per batch from the target's path ([B, leaves], never a [nodes, leaves] table).
         """
         self.space(scores)
-        log_under = self.tree.total_under(scores.log_softmax(-1))  # sum of log p(leaf) under each node
-        path = self.tree.lineage[targets]
-        return -(self.path_weights.to(scores.dtype)[targets] * log_under.gather(1, path)).sum(-1).mean()
+        soft = self.tree.spread_to_leaves(self.tree.lineage[targets], self.path_weights.to(scores.dtype)[targets])
+        return -(soft * scores.log_softmax(-1)).sum(-1).mean()
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}"

@@ -42,47 +42,73 @@ class TreeTensors(nn.Module):
         self.num_leaves = len(taxonomy.leaves)
         self.max_depth = int(depth.max())
         buffer = self._buffer
-
         buffer("leaves", taxonomy.leaves)
         buffer("is_leaf", is_leaf)
+        buffer("not_root", np.arange(len(taxonomy)) != self.root)
         buffer("depth", depth)
         parent = np.where(taxonomy.parent >= 0, taxonomy.parent, self.root)  # the root is its own parent
         buffer("parent", parent)
-
-        # Level order: the root, then the nodes of depth 1, 2, ... (node order within a level).
-        level_order = np.argsort(depth, kind="stable")
-        self.level_widths = tuple(int(n) for n in np.bincount(depth, minlength=self.max_depth + 1))
-        position = np.empty(len(taxonomy), dtype=np.int64)
-        position[level_order] = np.arange(len(taxonomy))
-        starts = np.cumsum((0,) + self.level_widths)
-        buffer("level_order", level_order)
-        buffer("position", position)  # of each node in level order
-        buffer("leaf_position", position[taxonomy.leaves])
-        # up[j]: for the j-th node below the root in level order, its parent's column within the level above.
-        below = level_order[1:]
-        buffer("up", position[parent[below]] - starts[depth[below] - 1])
-        self.up_slices = tuple(slice(int(a) - 1, int(b) - 1) for a, b in zip(starts[1:-1], starts[2:]))
-        # The non-root nodes sorted by depth, and their parents: one slice per depth 1..D.
-        self.depth_slices = tuple(slice(s.start, s.stop) for s in self.up_slices)
-        buffer("by_depth", below)
-        buffer("by_depth_parent", parent[below])
-
-        lineage = _lineage(below, parent, self.depth_slices, len(taxonomy), self.root, self.max_depth)
+        self._levels(taxonomy, parent)
+        lineage = np.full((len(taxonomy), self.max_depth + 1), self.root, dtype=np.int64)
+        for k in range(1, self.max_depth + 1):
+            nodes = taxonomy.breadth_first[self.level_slice(k)]
+            lineage[nodes, :k] = lineage[parent[nodes], :k]
+            lineage[nodes, k:] = nodes[:, None]
         buffer("lineage", lineage)  # [i, k]: the ancestor of i at depth k, and i itself below its own depth
-        buffer("level_ancestors", lineage.T.copy())  # [k, i]: the same, a row per depth
-
+        self._depth_first(taxonomy, parent)
         # height[i]: the longest way down from i to a leaf under it; information[i]: log2(#leaves / #leaves under i)
         height = np.zeros(len(taxonomy), dtype=np.int64)
-        for level in reversed(self.depth_slices):
-            np.maximum.at(height, parent[below[level]], height[below[level]] + 1)
+        for k in range(self.max_depth, 0, -1):
+            nodes = taxonomy.breadth_first[self.level_slice(k)]
+            np.maximum.at(height, parent[nodes], height[nodes] + 1)
         buffer("height", height)
-        self.register_buffer("leaves_under", torch.from_numpy(taxonomy.leaves_under.copy()), persistent=False)
-        information = np.log2(self.num_leaves / taxonomy.leaves_under)
-        self.register_buffer("information", torch.as_tensor(information, dtype=torch.float32), persistent=False)
+        buffer("leaves_under", taxonomy.leaves_under)
+        self._buffer("information", np.log2(self.num_leaves / taxonomy.leaves_under).astype(np.float32))
         self._level_space(taxonomy, depth, is_leaf, lineage)
 
     def _buffer(self, name: str, array: np.ndarray) -> None:
         self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(array)), persistent=False)
+
+    def _levels(self, taxonomy, parent) -> None:
+        """Level order: breadth-first from the root, so each level lists its nodes grouped by parent."""
+        order = taxonomy.breadth_first
+        self.level_widths = tuple(int(n) for n in np.bincount(taxonomy.depth, minlength=self.max_depth + 1))
+        self.level_starts = tuple(int(s) for s in np.cumsum((0,) + self.level_widths))
+        position = np.empty(len(taxonomy), dtype=np.int64)
+        position[order] = np.arange(len(taxonomy))
+        self._buffer("level_order", order)
+        self._buffer("position", position)  # of each node in level order
+        # up: for each node below the root in level order, its parent's column within the level above
+        self._buffer("up", position[parent[order[1:]]] - np.asarray(self.level_starts)[taxonomy.depth[order[1:]] - 1])
+        # leaf_source: for each position in level order, the leaf column it takes, or num_leaves for an inner node
+        leaf_column = np.full(len(taxonomy), len(taxonomy.leaves), dtype=np.int64)
+        leaf_column[taxonomy.leaves] = np.arange(len(taxonomy.leaves))
+        self._buffer("leaf_source", leaf_column[order])
+
+    def level_slice(self, k: int) -> slice:
+        """The columns of depth k in level order."""
+        return slice(self.level_starts[k], self.level_starts[k + 1])
+
+    def _depth_first(self, taxonomy, parent) -> None:
+        """Depth-first (pre-order) numbering: the nodes under i are exactly those numbered pre[i] .. end[i] - 1."""
+        size = taxonomy.sum_under(np.ones(len(taxonomy), dtype=np.int64))
+        pre = np.zeros(len(taxonomy), dtype=np.int64)
+        for k in range(1, self.max_depth + 1):
+            nodes = taxonomy.breadth_first[self.level_slice(k)]  # grouped by parent, siblings in node order
+            before = np.cumsum(size[nodes]) - size[nodes]  # subtree sizes before each node in the level
+            first = np.flatnonzero(np.r_[True, parent[nodes][1:] != parent[nodes][:-1]])
+            siblings_before = before - np.repeat(before[first], np.diff(np.r_[first, len(nodes)]))
+            pre[nodes] = pre[parent[nodes]] + 1 + siblings_before
+        self._buffer("pre", pre)
+        self._buffer("end", pre + size)
+        # The leaves in depth-first order, and the run of them under each node.
+        leaf_order = np.argsort(pre[taxonomy.leaves])
+        leaf_rank = np.empty_like(leaf_order)
+        leaf_rank[leaf_order] = np.arange(len(leaf_order))
+        self._buffer("leaf_rank", leaf_rank)  # of each leaf column in depth-first order
+        leaf_pre = pre[taxonomy.leaves][leaf_order]
+        self._buffer("leaf_start", np.searchsorted(leaf_pre, pre))
+        self._buffer("leaf_stop", np.searchsorted(leaf_pre, pre + size))
 
     def _level_space(self, taxonomy, depth, is_leaf, lineage) -> None:
         levels = [np.flatnonzero((depth == k) | (is_leaf & (depth < k))) for k in range(1, self.max_depth + 1)]
@@ -118,17 +144,17 @@ class TreeTensors(nn.Module):
 
     def is_ancestor(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Element-wise (broadcast): a is b or an ancestor of b."""
-        depth = self.depth[a]
-        return (depth <= self.depth[b]) & (self.lineage[b, depth] == a)
+        pre_b = self.pre[b]
+        return (self.pre[a] <= pre_b) & (pre_b < self.end[a])
 
     def ancestor_rows(self, nodes: torch.Tensor) -> torch.Tensor:
         """Bool [len(nodes), N]: each node and its ancestors."""
-        rows = torch.zeros(len(nodes), self.num_nodes, dtype=torch.bool, device=nodes.device)
-        return rows.scatter_(1, self.lineage[nodes], True)
+        pre = self.pre[nodes, None]
+        return (self.pre <= pre) & (pre < self.end)
 
     def descendant_rows(self, nodes: torch.Tensor) -> torch.Tensor:
         """Bool [len(nodes), N]: each node and everything below it."""
-        return self.level_ancestors[self.depth[nodes]] == nodes[:, None]
+        return (self.pre >= self.pre[nodes, None]) & (self.pre < self.end[nodes, None])
 
     # ---- targets --------------------------------------------------------------------------
 
@@ -138,9 +164,8 @@ class TreeTensors(nn.Module):
         For leaf columns these are the leaves under the target; per level, the one class holding the
         target, or the target's descendants at that level when the target is an inner node above it.
         """
-        below = self.level_ancestors[:, columns][self.depth[targets]] == targets[:, None]
-        above = self.lineage[targets][:, self.depth[columns]] == columns
-        return below | above
+        # Two subtrees are nested or apart: their depth-first runs overlap exactly when one holds the other.
+        return (self.pre[columns] < self.end[targets, None]) & (self.pre[targets, None] < self.end[columns])
 
     def multi_hot(self, targets: torch.Tensor, space: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Bool multi-hot targets and mask of known entries, both [B, width of a leaf or node space].
@@ -148,9 +173,13 @@ class TreeTensors(nn.Module):
         Positive: the target and its ancestors. Unknown: the nodes strictly below an inner-node target
         (a label that stops at genus says nothing about the species) and the root (always true).
         """
-        positive = self.ancestor_rows(targets)
-        known = positive | ~self.descendant_rows(targets)
-        known[:, self.root] = False
+        positive = torch.zeros(len(targets), self.num_nodes, dtype=torch.bool, device=targets.device)
+        positive.scatter_(1, self.lineage[targets], True)
+        if bool(self.is_leaf[targets].all()):  # one look on the host: then every row knows all but the root
+            known = self.not_root.expand(len(targets), -1)
+        else:
+            known = (self.pre <= self.pre[targets, None]) | (self.pre >= self.end[targets, None])
+            known[:, self.root] = False
         if space == "leaf":
             return positive[:, self.leaves], known[:, self.leaves]
         return positive, known
@@ -176,16 +205,9 @@ class TreeTensors(nn.Module):
         """
         levels = self._leaf_levels(leaf_probabilities, 0.0)
         for k in range(self.max_depth, 0, -1):
-            levels[k - 1] = levels[k - 1].index_add(1, self.up[self.up_slices[k - 1]], levels[k])
+            levels[k - 1] = levels[k - 1].index_add(1, self._up(k), levels[k])
         levels[0] = torch.ones_like(levels[0])
         return torch.cat(levels, 1).clamp(max=1.0).index_select(1, self.position)
-
-    def total_under(self, leaf_values: torch.Tensor) -> torch.Tensor:
-        """[B, N]: each node's sum of the leaf values [B, num_leaves] at or below it (no clamping, any sign)."""
-        levels = self._leaf_levels(leaf_values, 0.0)
-        for k in range(self.max_depth, 0, -1):
-            levels[k - 1] = levels[k - 1].index_add(1, self.up[self.up_slices[k - 1]], levels[k])
-        return torch.cat(levels, 1).index_select(1, self.position)
 
     def log_sum_up(self, leaf_log_probabilities: torch.Tensor) -> torch.Tensor:
         """[B, N]: each node's log of the summed probability under it, from leaf log-probabilities.
@@ -195,11 +217,10 @@ class TreeTensors(nn.Module):
         """
         levels = self._leaf_levels(leaf_log_probabilities, float("-inf"))
         for k in range(self.max_depth, 0, -1):
-            up = self.up[self.up_slices[k - 1]]
-            children, above = levels[k], levels[k - 1]
+            up, children, above = self._up(k), levels[k], levels[k - 1]
             # Inner parents start at -inf and take their children's log-sum-exp; leaves keep their own value.
             top = torch.full_like(above, float("-inf")).scatter_reduce_(1, up.expand_as(children), children.detach(),
-                                                                        reduce="amax")
+                                                                        "amax")
             top = torch.where(torch.isfinite(top), top, 0.0)
             total = torch.zeros_like(above).index_add_(1, up, (children - top.index_select(1, up)).exp())
             levels[k - 1] = torch.where(total > 0, total.clamp(min=torch.finfo(total.dtype).tiny).log() + top, above)
@@ -210,22 +231,27 @@ class TreeTensors(nn.Module):
         everything below it, so a confident descendant lifts its ancestors."""
         levels = list(node_probabilities.index_select(1, self.level_order).split(self.level_widths, 1))
         for k in range(self.max_depth, 0, -1):
-            up = self.up[self.up_slices[k - 1]].expand_as(levels[k])
-            levels[k - 1] = levels[k - 1].scatter_reduce(1, up, levels[k], reduce="amax")
+            levels[k - 1] = levels[k - 1].scatter_reduce(1, self._up(k).expand_as(levels[k]), levels[k], "amax")
         levels[0] = torch.ones_like(levels[0])
         return torch.cat(levels, 1).clamp(max=1.0).index_select(1, self.position)
 
+    def spread_to_leaves(self, nodes: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """[B, num_leaves]: each leaf's sum of values[b, k] over the nodes[b, k] at or above it (both [B, K]).
+
+        The leaves under a node are a run of the depth-first order: each value is added where its run
+        starts and taken off where it ends, and a running sum (in float64, so that nothing is left
+        where a run ends) spreads it over the run; no [B, K, leaves] mask is written.
+        """
+        steps = torch.zeros(len(nodes), self.num_leaves + 1, dtype=torch.float64, device=nodes.device)
+        steps.scatter_add_(1, self.leaf_start[nodes], values.double())
+        steps.scatter_add_(1, self.leaf_stop[nodes], -values.double())
+        return steps[:, :-1].cumsum(1).to(values.dtype).index_select(1, self.leaf_rank)
+
+    def _up(self, k: int) -> torch.Tensor:
+        """For each node of depth k, its parent's column within depth k - 1 (level order)."""
+        return self.up[self.level_starts[k] - 1:self.level_starts[k + 1] - 1]
+
     def _leaf_levels(self, leaf_values: torch.Tensor, fill: float) -> list[torch.Tensor]:
         """Leaf-space values [B, num_leaves] in level order, inner nodes at ``fill``, split into levels."""
-        nodes = leaf_values.new_full((leaf_values.shape[0], self.num_nodes), fill)
-        return list(nodes.index_copy(1, self.leaf_position, leaf_values).split(self.level_widths, 1))
-
-
-def _lineage(below, parent, depth_slices, num_nodes: int, root: int, max_depth: int) -> np.ndarray:
-    """[N, D + 1]: each node's ancestor at every depth, itself from its own depth down."""
-    lineage = np.full((num_nodes, max_depth + 1), root, dtype=np.int64)
-    for k, level in enumerate(depth_slices, start=1):
-        nodes = below[level]
-        lineage[nodes, :k] = lineage[parent[nodes], :k]
-        lineage[nodes, k:] = nodes[:, None]
-    return lineage
+        padded = torch.cat([leaf_values, leaf_values.new_full((len(leaf_values), 1), fill)], 1)
+        return list(padded.index_select(1, self.leaf_source).split(self.level_widths, 1))

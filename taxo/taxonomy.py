@@ -7,6 +7,7 @@ turn them into tensors without walking the tree again.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -163,7 +164,7 @@ class Taxonomy:
         total = np.array(values, copy=True)
         order = self.breadth_first
         bounds = np.searchsorted(self.depth[order], np.arange(1, self.max_depth + 2))
-        for start, stop in reversed(list(zip(bounds[:-1], bounds[1:]))):
+        for start, stop in reversed(list(itertools.pairwise(bounds))):
             np.add.at(total, self.parent[order[start:stop]], total[order[start:stop]])
         return total
 

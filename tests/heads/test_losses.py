@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -200,7 +201,7 @@ def test_hxe_and_soft_labels_agree_with_their_dense_formulas(make_tree, parents,
     for b, t in enumerate(targets.tolist()):
         path = taxonomy.lineage(t)
         expected.append(-sum(math.exp(-0.3 * depth[c]) * (log_node[b, c] - log_node[b, p]).item()
-                             for p, c in zip(path, path[1:])))
+                             for p, c in itertools.pairwise(path)))
     hxe = create_loss("hxe", taxonomy=taxonomy, alpha=0.3)(scores, targets)
     assert hxe.item() == pytest.approx(sum(expected) / 6, rel=1e-6, abs=1e-9)  # float32 edge weights
     # soft labels: softmax over the leaves of -beta height(LCA(leaf, target)) / height(root)

@@ -73,7 +73,8 @@ def test_paths_agree_with_the_dense_ancestor_matrix(make_tree, parents, seed):
     assert torch.equal(tree.related(nodes, tree.level_nodes), related[:, tree.level_nodes])
     known = dense | ~dense.T
     known[:, tree.root] = False
-    assert torch.equal(tree.multi_hot(nodes, "node")[1], known)
+    assert all(map(torch.equal, tree.multi_hot(nodes, "node"), (dense, known)))
+    assert all(map(torch.equal, tree.multi_hot(nodes, "leaf"), (dense[:, tree.leaves], known[:, tree.leaves])))
     # the LCA: the deepest node above both
     common = dense[a] & dense[b]
     assert torch.equal(tree.lca(a, b), torch.where(common, tree.depth, -1).argmax(1))
@@ -83,7 +84,10 @@ def test_paths_agree_with_the_dense_ancestor_matrix(make_tree, parents, seed):
     under = dense.T[:, tree.leaves].double()  # [node, leaf]: the leaf is at or below the node
     generator = torch.Generator().manual_seed(seed)
     leaf_log_p = (8 * torch.randn(3, tree.num_leaves, generator=generator, dtype=torch.float64)).log_softmax(-1)
-    torch.testing.assert_close(tree.total_under(leaf_log_p), leaf_log_p @ under.T)
+    nodes = torch.randint(len(taxonomy), (3, 5), generator=generator)
+    values = torch.randn(3, 5, generator=generator, dtype=torch.float64)
+    expected = (values[:, :, None] * under[nodes]).sum(1)  # [B, K, leaves] written out
+    torch.testing.assert_close(tree.spread_to_leaves(nodes, values), expected)
     torch.testing.assert_close(tree.log_sum_up(leaf_log_p),
                                leaf_log_p[:, None, :].masked_fill(under == 0, float("-inf")).logsumexp(-1))
     expected = leaf_log_p.exp() @ under.T
@@ -151,5 +155,5 @@ def test_roll_ups_are_exact_on_a_deep_chain(make_tree):
     generator = torch.Generator().manual_seed(0)
     leaf_p = torch.rand(500, tree.num_leaves, generator=generator).pow(8).softmax(-1)
     for p in (tree.sum_up(leaf_p), tree.max_up(torch.rand(500, tree.num_nodes, generator=generator))):
-        assert (p[:, tree.by_depth] <= p[:, tree.by_depth_parent]).all()
+        assert (p <= p[:, tree.parent]).all()
         assert (p[:, tree.root] == 1).all()
