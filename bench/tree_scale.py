@@ -14,9 +14,11 @@ Each tree runs in a fresh process of its own, batch 256, CPU:
 Trees: WordNet-like random trees (preferential attachment mixed with uniform choice of the parent,
 depth at most 18: fan-outs from 1 to a few dozen, leaves at every depth, as in WordNet's noun
 hierarchy) of 1,000, 10,000 and 30,000 nodes, and WordNet's own noun tree over the ImageNet-21k wnids
-(timm's list of them) where timm and WordNet are on the machine. The last columns are the growth
+(timm's list of them) where timm and WordNet are on the machine; with that tree, the time of
+``hier taxo build --source wordnet --folders DIR`` on empty class folders named by those wnids. The last columns are the growth
 ratios 10k/1k and 30k/10k against the node ratios (10x and 3x): linear growth gives about those.
-Times are the best of several runs.
+Times are CPU time of the process (one thread), best of several runs: other jobs on a shared
+machine barely change them, where wall time would measure who else was running.
 
     python bench/tree_scale.py [--sizes 1000,10000,30000] [--batch 256] [--repeats 5] [--threads 1] [--no-wordnet]
 """
@@ -29,6 +31,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
 from functools import partial
 from pathlib import Path
@@ -74,6 +77,48 @@ def imagenet21k_wordnet():
         return None
 
 
+def taxo_build_times(repeats: int) -> dict | None:
+    """`hier taxo build --source wordnet --folders DIR` on empty class folders named by the ImageNet-21k wnids:
+    seconds of the whole command, cold (a fresh cache: nltk loads WordNet, the noun index is built) and warm
+    (best of ``repeats``: the cached index only), with the taxonomy's size."""
+    import tempfile
+
+    try:
+        import timm
+    except ImportError:
+        return None
+    wnids = (Path(timm.__file__).parent / "data" / "_info" / IMAGENET21K).read_text().split()
+    with tempfile.TemporaryDirectory(prefix="hier-bench-") as tmp:
+        for wnid in wnids:
+            (Path(tmp) / "data" / wnid).mkdir(parents=True)
+        out = Path(tmp) / "taxonomy.json"
+        command = [
+            sys.executable,
+            "-c",
+            "from hier.cli.main import run; run()",
+            "taxo",
+            "build",
+            "--source",
+            "wordnet",
+            "--folders",
+            str(Path(tmp) / "data"),
+            "-o",
+            str(out),
+        ]
+        env = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "cache")}
+
+        def build():
+            out.unlink(missing_ok=True)
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                sys.exit(done.stderr)
+
+        cold = seconds(build, 1, warmup=0)
+        warm = seconds(build, repeats, warmup=0)
+        nodes = json.loads(out.read_text())["nodes"]
+    return {"classes": len(wnids), "nodes": len(nodes), "cold_s": cold, "warm_s": warm}
+
+
 def measure(taxonomy, batch: int, repeats: int) -> dict:
     """ms per item, and memory, for one tree in this process."""
     import resource
@@ -85,6 +130,7 @@ def measure(taxonomy, batch: int, repeats: int) -> dict:
     from hier.metrics.hierarchical import summary
     from hier.plugins import create_head, create_loss, list_heads, list_losses
 
+    list_heads(), list_losses()  # the hooks import what they register: not counted below
     start_kib = _rss_kib()
     generator = torch.Generator().manual_seed(0)
     tree = TreeTensors(taxonomy)
@@ -99,7 +145,7 @@ def measure(taxonomy, batch: int, repeats: int) -> dict:
                 reset()  # gradients set to None, not accumulated
             step()
 
-        times[name] = 1000 * seconds(run, repeats)
+        times[name] = 1000 * seconds(run, repeats, clock=time.process_time)
 
     for name in sorted(list_losses()):
         loss = create_loss(name, taxonomy=taxonomy)
@@ -182,7 +228,7 @@ def print_table(results: dict[str, dict]) -> None:
         print(line)
 
     row("nodes", {n: r["nodes"] for n, r in results.items()}, str)
-    shapes = [f"{r['leaves']} / {r['depth']}" for r in results.values()]
+    shapes = [f"{r['leaves']}/{r['depth']}" for r in results.values()]
     print(f"{'leaves / depth':46}" + "".join(f"{shape:>10}" for shape in shapes))
     for item in results[names[0]]["ms"]:
         row(f"{item} [ms]", {n: r["ms"][item] for n, r in results.items()}, lambda v: f"{v:.2f}")
@@ -223,8 +269,15 @@ def main(argv=None) -> int:
     for tree in trees:
         results[tree] = run_one(tree, args)
         print(f"  {tree}: done", file=sys.stderr)
-    print(f"tree scaling, batch {args.batch}, CPU, best of {args.repeats}; {machine()}")
+    print(f"tree scaling, batch {args.batch}, CPU time, best of {args.repeats}; {machine()}")
     print_table(results)
+    build = None if args.no_wordnet else taxo_build_times(args.repeats)
+    if build:
+        print(
+            f"\nhier taxo build --source wordnet --folders DIR: {build['classes']:,} empty class folders "
+            f"(ImageNet-21k wnids) -> {build['nodes']:,} nodes; whole command, cold (fresh cache) "
+            f"{build['cold_s']:.2f} s, warm (cached index, best of {args.repeats}) {build['warm_s']:.2f} s"
+        )
     return 0
 
 
