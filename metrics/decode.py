@@ -57,11 +57,14 @@ def decode(probs: torch.Tensor, threshold: float | torch.Tensor, depth: torch.Te
     root = int(depth.argmin())
     out = torch.empty(len(probs), dtype=torch.long, device=probs.device)
     chunks = _chunks(probs)
+    # one working buffer for all chunks: a fresh one each time costs page faults on CPU
+    keys = probs.new_empty(min(chunks.step, len(probs)), probs.shape[1])
+    failing = torch.empty(keys.shape, dtype=torch.bool, device=probs.device)
     for start in chunks:
         p = probs[start:start + chunks.step]
         t = threshold[start:start + chunks.step, None] if threshold.ndim == 1 else threshold
-        key = torch.add(base, p)
-        key.masked_fill_(p < t, -1.0)
+        key, fails = torch.add(base, p, out=keys[:len(p)]), torch.lt(p, t, out=failing[:len(p)])
+        key.masked_fill_(fails, -1.0)
         key[:, root].clamp_(min=-0.5)
         out[start:start + chunks.step] = key.max(dim=1).indices  # the first maximum, as argmax; faster on CPU
     return out
