@@ -114,7 +114,7 @@ def validation_report(dataset: Dataset, taxonomy) -> dict:
     own = np.zeros(len(taxonomy), dtype=np.int64)
     for label, node in match.nodes.items():
         own[node] += counts[label]
-    under = taxonomy.ancestor_matrix.T.astype(np.int64) @ own  # images at or below each node
+    under = taxonomy.sum_under(own)  # images at or below each node
     sizes = sorted((int(n) for n in own if n), reverse=True)
     return {
         "images": sum(counts.values()),

@@ -63,17 +63,16 @@ class HierarchicalBCE(Loss):
         self.register_buffer("path", tree.lineage[:, 1:].contiguous(), persistent=False)
         levels = torch.arange(1, tree.max_depth + 1)
         self.register_buffer("on_path", (levels <= tree.depth[:, None]).float(), persistent=False)
-        self.register_buffer("not_root", (torch.arange(tree.num_nodes) != tree.root).float(), persistent=False)
 
     def terms(self, scores: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """The three weighted terms whose sum is the loss: bce, violation, distance."""
         self.space(scores)
         if bool(self.tree.is_leaf[targets].all()):  # one look on the host; it spares a dense mask
             # Leaf targets know every node but the root: one row serves the whole batch.
-            known = self.not_root.to(scores.dtype)
+            known = self.tree.not_root.to(scores.dtype)
             num_known = len(targets) * (self.tree.num_nodes - 1)
         else:
-            known = self.tree.known[targets].view(torch.uint8).to(scores.dtype)  # via uint8: bool -> float is slow
+            known = self.tree.multi_hot(targets, "node")[1].view(torch.uint8).to(scores.dtype)  # bool -> float: slow
             num_known = known.sum().clamp(min=1)
         node_weights = None if self.node_weights is None else self.node_weights.to(scores.dtype)
         bce, violation, distance = _HierarchicalBCESums.apply(

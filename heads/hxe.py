@@ -29,11 +29,10 @@ class HierarchicalCrossEntropy(Loss):
         the cross-entropy. An inner-node target ends its path there.
         """
         self.space(scores)
-        log_p = scores.log_softmax(-1)
+        log_node = self.tree.log_sum_up(scores.log_softmax(-1))  # log p(node) for every node, level by level
         path = self.tree.lineage[targets]  # root to target, padded with the target: padded edges add 0
-        under = self.tree.descendants[path][..., self.tree.leaves]
-        log_node = log_p.unsqueeze(1).masked_fill(~under, float("-inf")).logsumexp(-1)
-        log_conditional = log_node[:, 1:] - log_node[:, :-1]
+        log_path = log_node.gather(1, path)
+        log_conditional = log_path[:, 1:] - log_path[:, :-1]
         weights = self.edge_weights.to(scores.dtype)[path[:, 1:]]
         return -(weights * log_conditional).sum(-1).mean()
 

@@ -65,8 +65,9 @@ def fit_temperature(scores: torch.Tensor, targets: torch.Tensor, node_probabilit
     golden-section search around the best grid point. ``node_probabilities`` may run on any device:
     chunks of scores are sent to where it lives.
     """
-    positive, known = TreeTensors(taxonomy).multi_hot(targets, "node")
-    count = known.sum().clamp(min=1).item()
+    tree = TreeTensors(taxonomy)
+    # known entries per target: all nodes but the root and those strictly below it (N - its subtree's size)
+    count = max((tree.num_nodes - tree.end[targets] + tree.pre[targets]).sum().item(), 1)
 
     def loss(log_t: float) -> float:
         temperature = math.exp(log_t)
@@ -75,7 +76,8 @@ def fit_temperature(scores: torch.Tensor, targets: torch.Tensor, node_probabilit
             for start in range(0, len(scores), rows):
                 chunk = scores[start:start + rows]
                 probs = node_probabilities(chunk / temperature).cpu()
-                total += node_nll(probs, positive[start:start + rows], known[start:start + rows]).item()
+                positive, known = tree.multi_hot(targets[start:start + rows], "node")  # per chunk: [rows, N]
+                total += node_nll(probs, positive, known).item()
         return total / count
 
     low, high = LOG_T_RANGE

@@ -26,13 +26,14 @@ def hierarchical_prf(pred: torch.Tensor, target: torch.Tensor, tree: TreeTensors
     """Kiritchenko's hP, hR, hF over ancestor sets without the root; micro and macro.
 
     Micro pools the set sizes over all samples. Macro pools them within each true class, then averages
-    the classes' hP, hR and hF (each class counts once, however rare). The predicted set is cut at the
-    target's depth: below an inner-node target the label says nothing.
+    the classes' hP, hR and hF (each class counts once, however rare). The predicted set loses only the
+    nodes strictly below an inner-node target, about which the label says nothing; a prediction deeper
+    than a leaf target, or off the target's branch, counts all its nodes (as in ``hiclass.metrics``).
     """
-    root_free = tree.depth > 0
-    pred_set = tree.ancestors[pred] & root_free & (tree.depth[None, :] <= tree.depth[target][:, None])
-    true_set = tree.ancestors[target] & root_free
-    counts = torch.stack([(pred_set & true_set).sum(1), pred_set.sum(1), true_set.sum(1)], 1).double()
+    # Both sets are root paths without the root: their sizes are depths, their overlap the LCA's depth.
+    true_depth = tree.depth[target]
+    pred_depth = torch.where(tree.is_ancestor(target, pred), true_depth, tree.depth[pred])
+    counts = torch.stack([tree.depth[tree.lca(pred, target)], pred_depth, true_depth], 1).double()
     classes, index = target.unique(return_inverse=True)
     per_class = counts.new_zeros(len(classes), 3).index_add_(0, index, counts)
     p_micro, r_micro = _ratios(counts.sum(0, keepdim=True))
@@ -55,23 +56,39 @@ def _f1(p: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     return torch.where(p + r > 0, 2 * p * r / (p + r).clamp(min=1e-12), torch.zeros_like(p))
 
 
-def mistake_severity(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTensors) -> float:
-    """Mean height of the lowest common ancestor of prediction and target, over top-1 mistakes."""
+HEIGHTS = ("lca", "label")
+
+
+def mistake_height(pred: torch.Tensor, target: torch.Tensor, tree: TreeTensors, height: str = "lca") -> torch.Tensor:
+    """How far up a mistake reaches: ``lca`` the height of the LCA of prediction and label (its longest way
+    down to a leaf, Bertinetto et al. 2020), ``label`` the edges from the label up to the LCA. They agree
+    on trees whose leaves are all equally deep and differ on unbalanced ones like plankton taxonomies."""
+    lca = tree.lca(pred, target)
+    if height == "lca":
+        return tree.height[lca]
+    if height == "label":
+        return tree.depth[target] - tree.depth[lca]
+    raise ValueError(f"height must be one of {', '.join(HEIGHTS)}, got {height!r}")
+
+
+def mistake_severity(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTensors, height: str = "lca") -> float:
+    """Mean :func:`mistake_height` of the top-1 mistakes."""
     wrong = ~is_correct(pred_leaf, target, tree)
     if not wrong.any():
         return 0.0
-    return tree.height[tree.lca(pred_leaf[wrong], target[wrong])].float().mean().item()
+    return mistake_height(pred_leaf[wrong], target[wrong], tree, height).float().mean().item()
 
 
-def hierarchical_distance_at_k(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors, k: int) -> float:
-    """Mean over the k most probable leaves of the LCA height with the target; 0 for a correct leaf.
+def hierarchical_distance_at_k(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors, k: int,
+                               height: str = "lca") -> float:
+    """Mean over the k most probable leaves of :func:`mistake_height` with the target; 0 for a correct leaf.
 
     For leaf targets this is Bertinetto's average hierarchical distance @k; a leaf under an inner-node
     target is correct and counts 0 (its LCA with the target is the target, of positive height).
     """
     top = top_leaves(probs, tree, k).reshape(-1)
     truth = target.repeat_interleave(min(k, len(tree.leaves)))
-    heights = torch.where(is_correct(top, truth, tree), 0, tree.height[tree.lca(top, truth)])
+    heights = torch.where(is_correct(top, truth, tree), 0, mistake_height(top, truth, tree, height))
     return heights.float().mean().item()
 
 
@@ -91,8 +108,7 @@ def balanced_accuracy(recall: dict[int, tuple[float, int]]) -> float:
 
 def ancestor_at(nodes: torch.Tensor, level: int, tree: TreeTensors) -> torch.Tensor:
     """Each node's ancestor at depth ``level`` (itself at its own depth); -1 for a node shallower than that."""
-    at_level = tree.ancestors[nodes] & (tree.depth == level)
-    return torch.where(at_level.any(1), at_level.float().argmax(1), -1)
+    return torch.where(tree.depth[nodes] >= level, tree.lineage[nodes, level], -1)
 
 
 def per_level(pred_leaf: torch.Tensor, target: torch.Tensor, tree: TreeTensors, confusions: int = 3) -> dict[int, dict]:
@@ -142,7 +158,7 @@ def top_node_per_level(probs: torch.Tensor, target: torch.Tensor, tree: TreeTens
         if not keep.any() or len(nodes) == 0:
             continue
         confidence, column = probs[keep][:, nodes].max(dim=1)
-        out[level] = (confidence, tree.ancestors[target[keep], nodes[column]])
+        out[level] = (confidence, tree.is_ancestor(nodes[column], target[keep]))
     return out
 
 
@@ -179,7 +195,7 @@ def unseen_placement(pred: torch.Tensor, known: torch.Tensor, tree: TreeTensors)
     ``at_deepest_known``: exactly that node; ``in_wrong_leaf``: any leaf (every leaf is wrong, the true
     class is not in the taxonomy); ``elsewhere``: an inner node off the true path.
     """
-    right = tree.ancestors[known, pred]
+    right = tree.is_ancestor(pred, known)
     leaf = torch.zeros(len(tree.depth), dtype=torch.bool, device=pred.device)
     leaf[tree.leaves] = True
     wrong_leaf = leaf[pred] & ~right

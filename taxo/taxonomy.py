@@ -7,6 +7,7 @@ turn them into tensors without walking the tree again.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import unicodedata
@@ -173,7 +174,22 @@ class Taxonomy:
     @cached_property
     def leaves_under(self) -> np.ndarray:
         """Number of leaves at or below each node."""
-        return self.ancestor_matrix[self.leaves].sum(axis=0).astype(np.int64)
+        is_leaf = np.zeros(len(self), dtype=np.int64)
+        is_leaf[self.leaves] = 1
+        return self.sum_under(is_leaf)
+
+    def sum_under(self, values: np.ndarray) -> np.ndarray:
+        """Each node's sum of ``values`` (one per node) over itself and everything below it.
+
+        Depth by depth from the deepest up (breadth-first order is depth order): time and memory grow
+        with the nodes, where a sum through the ancestor matrix would grow with their square.
+        """
+        total = np.array(values, copy=True)
+        order = self.breadth_first
+        bounds = np.searchsorted(self.depth[order], np.arange(1, self.max_depth + 2))
+        for start, stop in reversed(list(itertools.pairwise(bounds))):
+            np.add.at(total, self.parent[order[start:stop]], total[order[start:stop]])
+        return total
 
     # ---- records and files ---------------------------------------------------------------
 

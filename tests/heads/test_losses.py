@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hier.core.errors import InputError
 from hier.plugins import create_loss
@@ -178,6 +181,45 @@ def test_soft_labels_by_hand(five):
         weights = [math.exp(-beta * d) for d in distances]
         expected = -sum(w * lp for w, lp in zip(weights, log_p)) / sum(weights)
         assert loss_value("soft-labels", five, [LEAF_SCORES], [target], beta=beta) == pytest.approx(expected, rel=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(parents=st.lists(st.floats(0, 1, exclude_max=True), min_size=2, max_size=30), seed=st.integers(0, 2**16))
+def test_hxe_and_soft_labels_agree_with_their_dense_formulas(make_tree, parents, seed):
+    """The losses sum along the target's path; here every leaf and every pair is written out."""
+    taxonomy = make_tree([int(u * (i + 1)) for i, u in enumerate(parents)])
+    dense = torch.from_numpy(taxonomy.ancestor_matrix)  # [i, j]: j is i or above i
+    leaves = torch.from_numpy(taxonomy.leaves)
+    depth, height = torch.from_numpy(taxonomy.depth), create_loss("hxe", taxonomy=taxonomy).tree.height
+    generator = torch.Generator().manual_seed(seed)
+    scores = 4 * torch.randn(6, len(leaves), generator=generator, dtype=torch.float64)
+    targets = torch.randint(len(taxonomy), (6,), generator=generator)
+    log_p = scores.log_softmax(-1)
+    # hxe: log p(node) over the leaves under it, every edge of the target's path
+    log_node = log_p[:, None, :].masked_fill(~dense.T[:, leaves], float("-inf")).logsumexp(-1)
+    expected = []
+    for b, t in enumerate(targets.tolist()):
+        path = taxonomy.lineage(t)
+        expected.append(-sum(math.exp(-0.3 * depth[c]) * (log_node[b, c] - log_node[b, p]).item()
+                             for p, c in itertools.pairwise(path)))
+    hxe = create_loss("hxe", taxonomy=taxonomy, alpha=0.3)(scores, targets)
+    assert hxe.item() == pytest.approx(sum(expected) / 6, rel=1e-6, abs=1e-9)  # float32 edge weights
+    # soft labels: softmax over the leaves of -beta height(LCA(leaf, target)) / height(root)
+    lca_depth = torch.where(dense[targets][:, None, :] & dense[leaves][None, :, :], depth, -1).amax(-1)
+    lca = torch.where((dense[targets][:, None, :] & dense[leaves][None, :, :]) & (depth == lca_depth[..., None]),
+                      torch.arange(len(taxonomy)), 0).amax(-1)
+    soft = torch.softmax(-3.0 * height[lca].double() / height[taxonomy.root], -1)
+    value = create_loss("soft-labels", taxonomy=taxonomy, beta=3.0)(scores, targets)
+    assert value.item() == pytest.approx(-(soft * log_p).sum(-1).mean().item(), rel=1e-6)
+
+
+def test_hxe_and_soft_labels_stay_finite_far_from_the_target(five):
+    # a confident wrong answer: the target's leaves lie 200 below b, past float's smallest probability
+    scores = torch.tensor([[-200.0, -201.0, 0.0]], requires_grad=True)
+    for name in ("hxe", "soft-labels"):
+        loss = create_loss(name, taxonomy=five)(scores, torch.tensor([A1]))
+        (gradient,) = torch.autograd.grad(loss, scores)
+        assert torch.isfinite(loss) and loss.item() > 10 and torch.isfinite(gradient).all()
 
 
 # ---- every loss ------------------------------------------------------------------------------

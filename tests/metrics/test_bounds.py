@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from hier.metrics import bounds as B
@@ -42,3 +43,23 @@ def test_minimum_correct_is_the_first_count_whose_bound_reaches_the_level(n, lev
 def test_minimum_correct_impossible_levels():
     assert B.minimum_correct(10, 0.75, 0.05) == 11  # 10 of 10 gives only 0.7411
     assert B.minimum_correct(59, 0.95, 0.05) == 59  # 0.05 ** (1/59) = 0.9505
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_bounds_agree_with_scipy(seed):
+    """scipy.stats as an oracle: Clopper-Pearson bounds are Beta quantiles, the tail is binom.sf."""
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    k = int(rng.integers(0, n + 1))
+    delta = float(rng.choice([0.01, 0.05, 0.1]))
+    lower = stats.beta.ppf(delta, k, n - k + 1) if k > 0 else 0.0
+    upper = stats.beta.ppf(1 - delta, k + 1, n - k) if k < n else 1.0
+    assert B.clopper_pearson_lower(k, n, delta) == pytest.approx(lower, abs=1e-9)
+    assert B.clopper_pearson_upper(k, n, delta) == pytest.approx(upper, abs=1e-9)
+    p = float(np.clip(k / n + rng.uniform(-0.03, 0.03), 0.01, 0.99))  # near k / n: scipy's tail does not underflow
+    assert B.log_upper_tail(k, n, p) == pytest.approx(stats.binom.logsf(k - 1, n, p), rel=1e-7, abs=1e-9)
+    level = float(rng.uniform(0.5, 0.99))
+    tails = stats.binom.sf(np.arange(n + 1) - 1, n, level)  # P(X >= k) for k = 0..n
+    passing = np.flatnonzero(tails <= delta)
+    assert B.minimum_correct(n, level, delta) == (int(passing[0]) if len(passing) else n + 1)

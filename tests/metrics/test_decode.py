@@ -39,7 +39,7 @@ def test_decode_in_chunks_matches_one_pass(tree, monkeypatch):
     probs = torch.rand(50, 7)
     thresholds = torch.rand(50)
     whole = M.decode(probs, thresholds, tree.depth)
-    monkeypatch.setattr(M, "DECODE_ROWS", 7)
+    monkeypatch.setattr(M, "DECODE_ENTRIES", 7 * 7)  # chunks of 7 rows
     assert torch.equal(M.decode(probs, thresholds, tree.depth), whole)
 
 
@@ -69,7 +69,8 @@ def test_operating_curve_by_hand(tree):
     assert M.recall_at_correct(curve, 0.9) == pytest.approx(1)
 
 
-def test_operating_curve_agrees_with_decoding_at_each_threshold(tree):
+@pytest.mark.parametrize("rule", M.RULES)
+def test_operating_curve_agrees_with_decoding_at_each_threshold(tree, rule):
 
     g = torch.Generator().manual_seed(0)
     taxonomy = Taxonomy([{"id": i, "parent": p} for i, p in [("root", None), ("A", "root"), ("c", "root"),
@@ -77,10 +78,10 @@ def test_operating_curve_agrees_with_decoding_at_each_threshold(tree):
     probs = TreeTensors(taxonomy).sum_up(torch.randn(200, 4, generator=g).mul(2).softmax(-1))
     target = torch.randint(0, 7, (200,), generator=g)
     thresholds = torch.tensor([0.05, 0.2, 0.5, 0.77, 0.95])
-    curve = M.operating_curve(probs, target, tree, thresholds)
+    curve = M.operating_curve(probs, target, tree, thresholds, rule=rule)
     for t, correct, recall, depth in zip(thresholds.tolist(), curve["correct"], curve["information_recall"],
                                          curve["mean_depth"]):
-        expected = M.at_confidence(probs, target, tree, t)
+        expected = M.at_confidence(probs, target, tree, t, rule=rule)
         assert (correct, recall, depth) == pytest.approx(
             (expected["correct"], expected["information_recall"], expected["mean_depth"]), abs=1e-6)
 
@@ -94,3 +95,27 @@ def test_curve_area_is_under_the_upper_envelope():
         pytest.approx(0.75)
     assert M.curve_area({"information_recall": [1.0, 0.0], "correct": [1.0, 1.0]}) == pytest.approx(1)
     assert M.recall_at_correct(curve, 0.95) == 0.0 and M.recall_at_correct(curve, 0.9) == 0.5
+
+
+def test_informative_rule_prefers_the_more_informative_node(tree):
+    # at 0.4 both c (a leaf at depth 1, information 2) and a2 (depth 2, information 1) qualify
+    probs = rows([1, .6, .4, .1, .5, .25, .25])
+    assert M.decode(probs, 0.4, tree.depth).tolist() == [A2]
+    assert M.decode(probs, 0.4, tree.depth, M.preference(tree, "informative")).tolist() == [C]
+    # equally informative nodes go by depth: c and a1, x, y all carry 2 bits, a1 is deeper
+    assert M.preference(tree, "informative").tolist() == [0, 1, 3, 4, 2, 5, 5]
+    with pytest.raises(ValueError, match="deepest, informative"):
+        M.preference(tree, "shallowest")
+
+
+@pytest.mark.parametrize("rule", M.RULES)
+def test_the_root_answers_when_nothing_qualifies_whatever_a_head_gives_it(rule):
+    # the root is the last node, and a faulty head gives it 0.3
+    taxonomy = Taxonomy([{"id": "a", "parent": "r"}, {"id": "b", "parent": "r"}, {"id": "r", "parent": None}])
+    tree = TreeTensors(taxonomy)
+    probs = rows([0.2, 0.1, 0.3], [0.7, 0.1, 0.3])
+    rank = M.preference(tree, rule)
+    assert M.decode(probs, 0.5, tree.depth, rank).tolist() == [2, 0]
+    assert M.decode(probs, 0.25, tree.depth, rank).tolist() == [2, 0]
+    curve = M.operating_curve(probs, torch.tensor([0, 0]), tree, torch.tensor([0.25, 0.5, 0.9]), rule=rule)
+    assert curve["mean_depth"] == pytest.approx([0.5, 0.5, 0])

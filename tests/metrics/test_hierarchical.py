@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,6 +70,13 @@ def test_mistake_severity_and_hierarchical_distance(tree, leaf_case):
     # second leaves: y for x (lca a2, height 1), a1 for a1 (0), x under A (0), x for x (0)
     assert M.hierarchical_distance_at_k(probs, target, tree, 2) == pytest.approx((0 + 1 + 3 + 0 + 0 + 0 + 2 + 0) / 8)
     assert M.mistake_severity(target[:1], target[:1], tree) == 0.0
+    # from the label up instead: a1 (depth 2) to the root 2 edges, x (depth 3) to A 2 edges
+    assert M.mistake_severity(pred, target, tree, height="label") == pytest.approx(2.0)
+    # c for x: the root is 3 high, and x 3 edges below it; x for c: the root still 3 high, c only 1 below
+    assert M.mistake_height(torch.tensor([C, X]), torch.tensor([X, C]), tree, "label").tolist() == [3, 1]
+    assert M.mistake_height(torch.tensor([C, X]), torch.tensor([X, C]), tree, "lca").tolist() == [3, 3]
+    with pytest.raises(ValueError, match="lca, label"):
+        M.mistake_severity(pred, target, tree, height="leaf")
 
 
 def test_per_class_recall_and_per_level(tree, leaf_case):
@@ -122,3 +130,42 @@ def test_summary_for_fit(tree, leaf_case):
     out = M.summary(probs, target, tree)
     assert out == pytest.approx({"leaf_accuracy": 0.5, "balanced_accuracy": 0.5, "hierarchical_f1": 0.625,
                                  "mistake_severity": 2.5})
+
+
+def test_hierarchical_precision_counts_a_prediction_deeper_than_a_leaf_label(tree):
+    # label c (a leaf at depth 1), prediction x (depth 3): Kiritchenko's hP is 0/3, not 0/1 as a cut
+    # at the label's depth would have it; below an inner label (A) the cut stays: y counts as A only
+    out = M.hierarchical_prf(torch.tensor([X, Y]), torch.tensor([C, A]), tree)
+    assert out["hierarchical_precision"] == pytest.approx((0 + 1) / (3 + 1))
+    assert out["hierarchical_recall"] == pytest.approx((0 + 1) / (1 + 1))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_hierarchical_prf_agrees_with_hiclass(seed):
+    """hiclass.metrics as an oracle, on random trees: labels anywhere, predictions anywhere but below
+    an inner-node label (hiclass knows no unknown nodes), sets as root paths without the root."""
+    hiclass_metrics = pytest.importorskip("hiclass.metrics")
+    from hier.heads.tree import TreeTensors
+    from hier.taxo import Taxonomy
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(2, 60))
+    parent = (rng.random(size - 1) * np.arange(1, size)).astype(int)
+    taxonomy = Taxonomy([{"id": "n0", "parent": None}] + [{"id": f"n{i + 1}", "parent": f"n{p}"}
+                                                          for i, p in enumerate(parent)])
+    tree = TreeTensors(taxonomy)
+    target = torch.from_numpy(rng.integers(1, size, 40))
+    pred = torch.from_numpy(rng.integers(1, size, 40))
+    keep = ~tree.is_ancestor(target, pred) | (pred == target)
+    target, pred = target[keep], pred[keep]
+
+    def paths(nodes):
+        rows = [taxonomy.lineage(int(n))[1:] for n in nodes]
+        width = max(map(len, rows))
+        return np.array([[taxonomy.ids[i] for i in row] + [""] * (width - len(row)) for row in rows])
+
+    y_true, y_pred = paths(target), paths(pred)
+    out = M.hierarchical_prf(pred, target, tree)
+    assert out["hierarchical_precision"] == pytest.approx(hiclass_metrics.precision(y_true, y_pred))
+    assert out["hierarchical_recall"] == pytest.approx(hiclass_metrics.recall(y_true, y_pred))
+    assert out["hierarchical_f1"] == pytest.approx(hiclass_metrics.f1(y_true, y_pred))
