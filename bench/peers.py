@@ -19,7 +19,7 @@ Every model is scored by `hier.metrics` (leaf accuracy, balanced accuracy, hiera
 severity); the probabilistic ones also by `hier.infer.evaluate.evaluate_probabilities`.
 
     python bench/peers.py [--seeds 0,1,2] [--epochs N] [--models a,b] [--set key=value]... [--quick]
-        [--split val] [--out DIR] [--figures DIR]
+        [--split val] [--threads 1] [--fresh] [--out DIR] [--figures DIR]
 
 `--split val` scores on the validation split instead of test (for tuning; the test split is never
 used to choose anything). Needs ../shared/data/phytoplankton and `pip install hiclass`.
@@ -223,6 +223,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="config key=value for every head")
     parser.add_argument("--split", choices=("test", "val"), default="test", help="the split scored")
     parser.add_argument("--quick", action="store_true", help="seed 0, 2 epochs, classifier and logreg only")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: no contention on a shared CPU)")
+    parser.add_argument("--fresh", action="store_true", help="run everything again (else finished runs are kept)")
     parser.add_argument("--skip-check", action="store_true", help="skip the lookup-against-images check")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "peers")
     parser.add_argument("--figures", type=Path, default=None, help="write peers_phyto.png here")
@@ -272,21 +274,8 @@ def main() -> None:
         f"features: {feature_info['images']} images in {feature_info['seconds']:.0f} s "
         f"({feature_info['images_per_s']:.1f} images/s, measured when first extracted); {machine()}"
     )
-    rows = []
-    for seed in args.seeds:
-        split = write_split(samples, seed, args.out / f"seed{seed}")
-        for name in models:
-            if name in HEADS:
-                report = run_head(name, split, seed, args, taxonomy_path, table, args.out)
-            else:
-                report = run_peer(name, split, seed, table, taxonomy_path, args.split)
-            rows.append({"model": name, "seed": seed, **report})
-            print(
-                f"seed {seed} {name:24} "
-                + "  ".join(f"{k} {report[k]:.3f}" for k in SCORED_KEYS if report.get(k) is not None)
-                + f"  {report['seconds']:.1f} s",
-                flush=True,
-            )
+    torch.set_num_threads(args.threads)
+    rows = run_all(samples, models, args, taxonomy_path, table)
     (args.out / "runs.json").write_text(
         json.dumps({"features": feature_info, "split": args.split, "machine": machine(), "rows": rows}, indent=1)
     )
@@ -295,6 +284,32 @@ def main() -> None:
     print(markdown)
     if args.figures:
         write_figure(rows, models, args.figures / "peers_phyto.png")
+
+
+def run_all(samples, models: list[str], args, taxonomy_path: Path, table: FeatureTable) -> list[dict]:
+    """Every (seed, model) run; each finished one is appended to OUT/rows-SPLIT.jsonl and not run again
+    (an interrupted bench resumes; --fresh starts over)."""
+    done_path = args.out / f"rows-{args.split}.jsonl"
+    if args.fresh:
+        done_path.unlink(missing_ok=True)
+    done = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.exists() else []
+    rows = []
+    for seed in args.seeds:
+        split = write_split(samples, seed, args.out / f"seed{seed}")
+        for name in models:
+            report = next((r for r in done if r["model"] == name and r["seed"] == seed), None)
+            if report is None:
+                if name in HEADS:
+                    report = run_head(name, split, seed, args, taxonomy_path, table, args.out)
+                else:
+                    report = run_peer(name, split, seed, table, taxonomy_path, args.split)
+                report = {"model": name, "seed": seed, **report}
+                with done_path.open("a") as f:
+                    f.write(json.dumps(report) + "\n")
+            rows.append(report)
+            figures = "  ".join(f"{k} {report[k]:.3f}" for k in SCORED_KEYS if report.get(k) is not None)
+            print(f"seed {seed} {name:24} {figures}  {report['seconds']:.1f} s", flush=True)
+    return rows
 
 
 if __name__ == "__main__":
