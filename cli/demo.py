@@ -24,6 +24,7 @@ def command(run_cli):
         head: str = typer.Option("arcface-multihead", help="The head to train."),
         epochs: int = typer.Option(None, help="Training epochs [default: 20 real, 12 synthetic]."),
         classes: int = typer.Option(None, help="Use only the first N of the 30 real classes (faster)."),
+        image_size: int = typer.Option(None, help="Letterbox side in pixels [default: fit's, 160]; smaller is faster."),
         synthetic: bool = typer.Option(False, "--synthetic", help="Synthetic shapes instead of real plankton."),
         images: int = typer.Option(3000, help="Synthetic images to generate (with --synthetic)."),
         force: bool = typer.Option(False, help="Replace an existing demo folder."),
@@ -39,7 +40,7 @@ def command(run_cli):
         if synthetic:
             steps = plan.synthetic_demo(out, head=head, epochs=epochs or 12, images=images)
         else:
-            steps = plan.real_demo(out, head=head, epochs=epochs or 20, classes=classes)
+            steps = plan.real_demo(out, head=head, epochs=epochs or 20, classes=classes, image_size=image_size)
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         for step in steps.steps:

@@ -83,8 +83,10 @@ def copy_held_out(run: Path, dest: Path) -> None:
         shutil.copy(path, dest / f"{path.parent.name}__{path.name}")
 
 
-def real_demo(out: Path, *, head: str, epochs: int, classes: int | None = None) -> Demo:
-    """Real plankton: the WoRMS taxonomy, a head on frozen pretrained features, calibration, two confidences."""
+def real_demo(out: Path, *, head: str, epochs: int, classes: int | None = None, image_size: int | None = None) -> Demo:
+    """Real plankton: the WoRMS taxonomy, a head on frozen pretrained features, calibration, two confidences.
+
+    ``classes`` and ``image_size`` (default: fit's) make a smaller, faster demo."""
     data, taxonomy, run, sample = out / "data", out / "taxonomy.json", out / "run", out / "sample"
     names = chosen_classes(classes)
     demo = Demo([], run, data / "images", out / "sure.csv", out / "bold.csv", out / "curve.png")
@@ -111,7 +113,8 @@ def real_demo(out: Path, *, head: str, epochs: int, classes: int | None = None) 
         ),
         Step(
             "3. train a head on frozen ImageNet features of EfficientNet-Lite0 (installed with pip, CPU)",
-            ["fit", demo.dataset, "--taxonomy", taxonomy, "--head", head, "--epochs", epochs, "--out", run],
+            ["fit", demo.dataset, "--taxonomy", taxonomy, "--head", head, "--epochs", epochs, "--out", run]
+            + (["--image-size", image_size] if image_size else []),
         ),
         Step("4. calibrate on the validation split: a confidence becomes a promise", ["calibrate", run]),
         *_predict_steps(demo, sample, before=lambda: copy_held_out(run, sample)),

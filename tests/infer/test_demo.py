@@ -2,6 +2,8 @@
 
 import csv
 
+import pytest
+
 from hier.infer import demo
 from hier.taxo import Taxonomy
 
@@ -38,11 +40,10 @@ def test_the_vendored_sample_spans_the_tree_within_its_budget(run_cli, tmp_path)
 
 def test_real_demo_answers_shallower_at_the_higher_confidence(run_cli, tmp_path):
     out = tmp_path / "demo"
-    code, stdout, err = run_cli("demo", "--out", out, "--classes", 8, "--epochs", 1)
+    code, stdout, err = run_cli("demo", "--out", out, "--classes", 8, "--epochs", 1, "--image-size", 64)
     assert code == 0, err
     assert "$ hier taxo build --source csv" in stdout and "at 0.9" in stdout and "Next:" in stdout
     assert (out / "run" / "calibration.json").is_file() and (out / "curve.png").stat().st_size > 0
-    tree = Taxonomy.load(out / "run" / "taxonomy.json")
 
     def depths(name):
         with (out / name).open(newline="") as f:
@@ -50,7 +51,7 @@ def test_real_demo_answers_shallower_at_the_higher_confidence(run_cli, tmp_path)
 
     sure, bold = depths("sure.csv"), depths("bold.csv")
     held_out = {p.name.split("__")[0] for p in (out / "sample").iterdir()}
-    assert held_out == set(demo.sample_classes()[:8]) <= {tree.names[i] for i in range(len(tree)) if tree.is_label(i)}
+    assert held_out == set(demo.sample_classes()[:8])
     assert len(sure) == len(list((out / "sample").iterdir())) and sure.keys() == bold.keys()
     assert all(bold[p] >= sure[p] for p in sure)  # a lower confidence never answers higher up the tree
 
@@ -65,6 +66,7 @@ def test_demo_force_keeps_files_it_did_not_write(run_cli, tmp_path):
     assert code == 2 and "--classes must be between 2 and 30" in err and not (tmp_path / "other").exists()
 
 
+@pytest.mark.slow  # the synthetic path is the demo's former one, unchanged; the real one above is the default
 def test_synthetic_demo_is_still_there(run_cli, tmp_path):
     code, stdout, err = run_cli("demo", "--synthetic", "--out", tmp_path / "demo", "--images", 600, "--epochs", 1)
     assert code == 0, err
