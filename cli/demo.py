@@ -21,7 +21,7 @@ def command(run_cli):
 
     def demo(
         out: Path = typer.Option(Path("demo"), "--out", "-o", help="Folder for the data, the run and the outputs."),
-        head: str = typer.Option("arcface-multihead", help="The head to train."),
+        head: str = typer.Option(None, help="The head to train [default: arcface real, arcface-multihead synthetic]."),
         epochs: int = typer.Option(None, help="Training epochs [default: 20 real, 12 synthetic]."),
         classes: int = typer.Option(None, help="Use only the first N of the 30 real classes (faster)."),
         image_size: int = typer.Option(None, help="Letterbox side in pixels [default: fit's, 160]; smaller is faster."),
@@ -38,9 +38,11 @@ def command(run_cli):
         ):
             shutil.rmtree(out)
         if synthetic:
-            steps = plan.synthetic_demo(out, head=head, epochs=epochs or 12, images=images)
+            steps = plan.synthetic_demo(out, head=head or "arcface-multihead", epochs=epochs or 12, images=images)
         else:
-            steps = plan.real_demo(out, head=head, epochs=epochs or 20, classes=classes, image_size=image_size)
+            steps = plan.real_demo(
+                out, head=head or "arcface", epochs=epochs or 20, classes=classes, image_size=image_size
+            )
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         for step in steps.steps:
@@ -70,20 +72,13 @@ def command(run_cli):
 def _print_side_by_side(steps: plan.Demo) -> None:
     rows, ranks = plan.side_by_side(steps)
     sure, bold = (f"{c:g}" for c in plan.CONFIDENCES)
-    table = Table(
-        "true class",
-        f"at {sure}",
-        "rank",
-        "p",
-        f"at {bold}",
-        "rank",
-        "p",
-        title="held-out images at two confidences (one per class)",
-    )
+    table = Table("true class", f"answer at {sure}", f"answer at {bold}", title="held-out images, one per class")
     for a, b in rows:
-        style = "bold" if a.node != b.node else None
         table.add_row(
-            a.true_class, a.node, a.rank, f"{a.confidence:.2f}", b.node, b.rank, f"{b.confidence:.2f}", style=style
+            a.true_class,
+            f"{a.node} [dim]({a.rank})[/dim]",
+            f"{b.node} [dim]({b.rank})[/dim]",
+            style="bold" if a.node != b.node else None,
         )
     console.print(table)
     for level, counts in ranks.items():
