@@ -21,10 +21,12 @@ def command(run_cli):
 
     def demo(
         out: Path = typer.Option(Path("demo"), "--out", "-o", help="Folder for the data, the run and the outputs."),
-        head: str = typer.Option(None, help="The head to train [default: arcface real, arcface-multihead synthetic]."),
-        epochs: int = typer.Option(None, help="Training epochs [default: 20 real, 12 synthetic]."),
+        head: str = typer.Option(
+            None, help="The head to train (default: arcface; arcface-multihead with --synthetic)."
+        ),
+        epochs: int = typer.Option(None, help="Training epochs (default: 20; 12 with --synthetic)."),
         classes: int = typer.Option(None, help="Use only the first N of the 30 real classes (faster)."),
-        image_size: int = typer.Option(None, help="Letterbox side in pixels [default: fit's, 160]; smaller is faster."),
+        image_size: int = typer.Option(None, help="Letterbox side in pixels (default: fit's, 160); smaller is faster."),
         synthetic: bool = typer.Option(False, "--synthetic", help="Synthetic shapes instead of real plankton."),
         images: int = typer.Option(3000, help="Synthetic images to generate (with --synthetic)."),
         force: bool = typer.Option(False, help="Replace an existing demo folder."),
