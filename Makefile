@@ -26,7 +26,8 @@ test: $(STAMP) wordnet
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(VENV)/bin/hier demo
+	# --force replaces only the demo's own files (a second `make demo` starts afresh)
+	$(VENV)/bin/hier demo --out demo --force
 
 # The timing benchmarks (minutes); the head-by-head comparison takes about an hour: bash bench/compare_heads.sh
 BENCHES := taxo_build loss_speed decoder_speed feature_cache fit_overhead predict_speed heads_learn

@@ -1,8 +1,7 @@
-"""``hier demo``: the whole pipeline on the synthetic benchmark, as the commands a user would type."""
+"""``hier demo``: print and run the demo's commands (the plan and the work between them: hier.infer.demo)."""
 
 from __future__ import annotations
 
-import csv
 import shutil
 import time
 from pathlib import Path
@@ -12,9 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from hier.core.files import check_replaceable
+from hier.infer import demo as plan
 
 console = Console()
-DEMO_FILES = frozenset({"data", "run", "sample", "sure.csv", "bold.csv", "curve.png"})  # what --force may replace
 
 
 def command(run_cli):
@@ -22,69 +21,71 @@ def command(run_cli):
 
     def demo(
         out: Path = typer.Option(Path("demo"), "--out", "-o", help="Folder for the data, the run and the outputs."),
-        head: str = typer.Option("arcface-multihead", help="The head to train."),
-        images: int = typer.Option(3000, help="Synthetic images to generate."),
-        epochs: int = typer.Option(12, help="Training epochs."),
+        head: str = typer.Option(
+            None, help="The head to train (default: arcface; arcface-multihead with --synthetic)."
+        ),
+        epochs: int = typer.Option(None, help="Training epochs (default: 20; 12 with --synthetic)."),
+        classes: int = typer.Option(None, help="Use only the first N of the 30 real classes (faster)."),
+        image_size: int = typer.Option(None, help="Letterbox side in pixels (default: fit's, 160); smaller is faster."),
+        synthetic: bool = typer.Option(False, "--synthetic", help="Synthetic shapes instead of real plankton."),
+        images: int = typer.Option(3000, help="Synthetic images to generate (with --synthetic)."),
         force: bool = typer.Option(False, help="Replace an existing demo folder."),
     ):
-        """Generate the synthetic plankton benchmark, train, calibrate, predict and evaluate (CPU, a few minutes).
+        """Real plankton: build the taxonomy, train, calibrate, predict at two confidences, evaluate (CPU, minutes).
 
-        Example: hier demo --out demo --force
+        Example: hier demo --out demo --force      (hier demo --synthetic: the synthetic benchmark)
         """
-        if check_replaceable(out, force=force, what="the demo folder", hint="pass --force to replace it",
-                             own=DEMO_FILES):
+        if check_replaceable(
+            out, force=force, what="the demo folder", hint="pass --force to replace it", own=plan.DEMO_FILES
+        ):
             shutil.rmtree(out)
+        if synthetic:
+            steps = plan.synthetic_demo(out, head=head or "arcface-multihead", epochs=epochs or 12, images=images)
+        else:
+            steps = plan.real_demo(
+                out, head=head or "arcface", epochs=epochs or 20, classes=classes, image_size=image_size
+            )
         out.mkdir(parents=True, exist_ok=True)
-        data, run = out / "data", out / "run"
-        sample = out / "sample"
         started = time.perf_counter()
-
-        def step(title: str, *args) -> None:
-            console.rule(f"[bold]{title}")
-            console.print(f"[dim]$ hier {' '.join(map(str, args))}[/dim]")
-            code = run_cli([str(a) for a in args])
+        for step in steps.steps:
+            console.rule(f"[bold]{step.title}")
+            if step.before is not None:
+                step.before()
+            console.print(f"[dim]$ hier {' '.join(map(str, step.args))}[/dim]")
+            code = run_cli([str(a) for a in step.args])
             if code != 0:  # the step has said why, in one line
                 raise typer.Exit(code)
-
-        step("1. a synthetic plankton benchmark whose images carry the taxonomy in their pixels",
-             "data", "synth", data, "--images", images, "--size", 48, "--unseen", 3)
-        step("2. its taxonomy", "taxo", "show", data / "taxonomy.json", "--depth", 3)
-        step("3. train a head on frozen ImageNet features of EfficientNet-Lite0 (installed with pip, CPU)",
-             "fit", data, "--taxonomy", data / "taxonomy.json", "--head", head, "--epochs", epochs,
-             "--image-size", 48, "--batch-size", 64, "--out", run)
-        step("4. calibrate: the confidence becomes a promise on held-out images", "calibrate", run)
-        _copy_sample(data / "test", sample, per_class=1, classes=10)
-        step("5a. predict at confidence 0.9", "predict", run, sample, "--confidence", 0.9, "-o", out / "sure.csv")
-        step("5b. predict at confidence 0.5", "predict", run, sample, "--confidence", 0.5, "-o", out / "bold.csv")
-        _side_by_side(out / "sure.csv", out / "bold.csv")
-        step("6. evaluate on the test split, with unseen species and the operating curve",
-             "evaluate", run, data, "--confidence", 0.9, "--plot", out / "curve.png")
+            if step.shows_answers:
+                _print_side_by_side(steps)
         console.rule("[bold]done")
-        console.print(f"{time.perf_counter() - started:.0f} s. The run is in [bold]{run}[/bold]; "
-                      f"the operating curve in {out / 'curve.png'}.\n"
-                      f"Next: hier predict {run} YOUR_IMAGES --confidence 0.9 · "
-                      f"hier evaluate {run} {data} --json · hier compare RUN_DIR... · hier fit --help")
+        console.print(
+            f"{time.perf_counter() - started:.0f} s. The run is in [bold]{steps.run}[/bold]; "
+            f"the operating curve in {steps.curve}.\nNext:\n"
+            f"  hier predict {steps.run} YOUR_IMAGES --confidence 0.9 -o predictions.csv\n"
+            f"  hier evaluate {steps.run} --json          # every metric of the test split\n"
+            f"  hier fit {steps.dataset} --taxonomy {steps.run / 'taxonomy.json'} --head spheremulti "
+            f"--out {steps.run}-2  &&  hier compare {steps.run} {steps.run}-2\n"
+            "  hier fit --help · hier heads · docs/confidence.md"
+        )
 
     return demo
 
 
-def _copy_sample(test_split: Path, dest: Path, *, per_class: int, classes: int) -> None:
-    """A few test images, one per class, named after their true class."""
-    dest.mkdir(parents=True)
-    for folder in sorted(p for p in test_split.iterdir() if p.is_dir())[:classes]:
-        for image in sorted(folder.iterdir())[:per_class]:
-            shutil.copy(image, dest / f"{folder.name}__{image.name}")
-
-
-def _side_by_side(sure: Path, bold: Path) -> None:
-    def read(path):
-        with path.open() as f:
-            return {Path(row["path"]).name: row for row in csv.DictReader(f)}
-
-    a, b = read(sure), read(bold)
-    table = Table("true class", "at 0.9", "p", "at 0.5", "p", title="the same images at two confidences")
-    for name in sorted(a):
-        table.add_row(name.split("__")[0], a[name]["node_name"], f"{float(a[name]['confidence'] or 0):.2f}",
-                      b[name]["node_name"], f"{float(b[name]['confidence'] or 0):.2f}")
+def _print_side_by_side(steps: plan.Demo) -> None:
+    rows, ranks = plan.side_by_side(steps)
+    sure, bold = (f"{c:g}" for c in plan.CONFIDENCES)
+    table = Table("true class", f"answer at {sure}", f"answer at {bold}", title="held-out images, one per class")
+    for a, b in rows:
+        table.add_row(
+            a.true_class,
+            f"{a.node} [dim]({a.rank})[/dim]",
+            f"{b.node} [dim]({b.rank})[/dim]",
+            style="bold" if a.node != b.node else None,
+        )
     console.print(table)
-    console.print("At 0.9 the model answers only as deep as it is that sure of; at 0.5 it goes deeper and errs more.")
+    for level, counts in ranks.items():
+        console.print(f"answers at {level}: " + ", ".join(f"{rank} {n}" for rank, n in counts.most_common()))
+    console.print(
+        f"At {sure} the model answers only as deep as it is that sure of (a genus where the species is "
+        f"unsure); at {bold} it goes deeper and errs more. Bold rows: the two answers differ."
+    )
