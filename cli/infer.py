@@ -17,9 +17,10 @@ SHOWN_LEVELS = (0.5, 0.8, 0.9, 0.95, 0.99)
 WORST_CLASSES = 5
 SHOWN_METRICS = ("leaf_accuracy", "leaf_top5_accuracy", "balanced_accuracy", "hierarchical_precision",
                  "hierarchical_recall", "hierarchical_f1", "hierarchical_f1_macro", "mistake_severity",
-                 "hierarchical_distance_at_1", "hierarchical_distance_at_5", "correct_at_confidence",
-                 "correct_at_confidence_upper_bound", "below_label_at_confidence", "mean_depth_at_confidence", "information_recall_at_confidence",
-                 "operating_curve_area", "information_recall_at_correct_90", "information_recall_at_correct_95",
+                 "mistake_severity_label", "hierarchical_distance_at_1", "hierarchical_distance_at_5",
+                 "correct_at_confidence", "correct_at_confidence_upper_bound", "below_label_at_confidence",
+                 "mean_depth_at_confidence", "information_recall_at_confidence", "operating_curve_area",
+                 "information_recall_at_correct_90", "information_recall_at_correct_95",
                  "ece", "violation_rate")  # the rows of hier evaluate's table
 
 _DEVICE = typer.Option("auto", help="auto, cpu or cuda.")

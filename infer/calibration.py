@@ -110,7 +110,7 @@ def candidate_thresholds() -> torch.Tensor:
 
 
 def threshold_table(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensors, *,
-                    levels=LEVELS, delta: float = DELTA) -> list[dict]:
+                    levels=LEVELS, delta: float = DELTA, rule: str = "deepest") -> list[dict]:
     """Per level: the lowest threshold passing fixed-sequence testing, with its figures on this split.
 
     ``threshold`` is None when even 1.000 fails (too few images to certify the level).
@@ -118,7 +118,7 @@ def threshold_table(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensor
     n = len(targets)
     thresholds = candidate_thresholds()
     # in the probabilities' own dtype: a threshold compares with them exactly as predict will
-    curve = operating_curve(probs, targets, tree, thresholds)
+    curve = operating_curve(probs, targets, tree, thresholds, rule=rule)
     correct = torch.tensor(curve["correct"], dtype=torch.float64)
     counts = (correct * n).round().long()
     table = []
@@ -246,7 +246,8 @@ def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = 
                                                  lambda s: model.node_probabilities(s.to(device)), taxonomy)
     probs = node_probabilities(model, scored.scores, temperature, device)
     calibration = Calibration(temperature=temperature, delta=DELTA, n=len(scored.targets),
-                              table=threshold_table(probs, scored.targets, TreeTensors(taxonomy)),
+                              table=threshold_table(probs, scored.targets, TreeTensors(taxonomy),
+                                                    rule=decode_rule(config)),
                               weights_sha256=weights_digest(run_dir),
                               unreadable=len(scored.unreadable) + len(tuned.unreadable),
                               dataset=str(dataset), split=parts.certify_name, loss_before=before, loss_after=after,
@@ -289,6 +290,11 @@ class AnswerRule:
         return (f"using calibration.json: temperature {self.temperature:.3f}, confidence {self.confidence:g} -> "
                 f"level {self.level:.2f} -> threshold {self.threshold:.3f} (certified on {c.n} {c.split} images "
                 f"at risk {c.delta:g})")
+
+
+def decode_rule(config: dict) -> str:
+    """The run's decoding rule (``deepest`` for runs made before the choice existed)."""
+    return config.get("decode_rule") or "deepest"
 
 
 def check_confidence(confidence: float) -> None:

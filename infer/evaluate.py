@@ -20,7 +20,7 @@ from hier.core.files import atomic_write_text
 from hier.core.progress import Progress
 from hier.data.readers import read_dataset
 from hier.heads.tree import TreeTensors
-from hier.infer.calibration import answer_rule
+from hier.infer.calibration import answer_rule, decode_rule
 from hier.infer.plots import check_plot_path, plot_curves
 from hier.infer.scoring import (
     dataset_of,
@@ -35,6 +35,7 @@ from hier.metrics.decode import (
     curve_area,
     decode,
     operating_curve,
+    preference,
     recall_at_correct,
     top_leaves,
 )
@@ -48,13 +49,15 @@ TOP_K = 5
 
 
 def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy: Taxonomy, threshold: float,
-                           *, level_thresholds: dict[float, float] | None = None) -> dict:
+                           *, level_thresholds: dict[float, float] | None = None, rule: str = "deepest") -> dict:
     """All metrics of a split from its node probabilities [N, nodes] and node targets [N].
 
     ``threshold`` is the decoder's threshold for the chosen confidence; ``level_thresholds`` maps the
-    standard levels to theirs (default: the level itself, as without calibration).
+    standard levels to theirs (default: the level itself, as without calibration). ``rule``: the decoder's
+    (``deepest`` or ``informative``), for the answers at a threshold and the operating curve.
     """
     tree = TreeTensors(taxonomy)
+    rank = preference(tree, rule)
     names = taxonomy.ids
     n = len(targets)
     pred_leaf = top_leaves(probs, tree, 1)[:, 0]
@@ -63,12 +66,12 @@ def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy:
     def at(t: float) -> dict[str, float]:
         """The figures at threshold t, and the upper bound of its fraction correct: the split contradicts
         a promise above that bound (at risk DELTA)."""
-        figures = at_confidence(probs, targets, tree, t)
+        figures = at_confidence(probs, targets, tree, t, rule)
         return {**figures, "correct_upper_bound": clopper_pearson_upper(round(figures["correct"] * n), n, DELTA),
-                "below_label": below_label(decode(probs, t, tree.depth), targets, tree)}
+                "below_label": below_label(decode(probs, t, tree.depth, rank), targets, tree)}
 
     chosen = at(threshold)
-    curve = operating_curve(probs, targets, tree)
+    curve = operating_curve(probs, targets, tree, rule=rule)
     level_thresholds = level_thresholds if level_thresholds is not None else {c: c for c in STANDARD_LEVELS}
     out = {
         "images": n,
@@ -76,7 +79,8 @@ def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy:
         "leaf_top5_accuracy": metrics.top_k_accuracy(probs, targets, tree, TOP_K),
         "balanced_accuracy": metrics.balanced_accuracy(recall),
         **metrics.hierarchical_prf(pred_leaf, targets, tree),
-        "mistake_severity": metrics.mistake_severity(pred_leaf, targets, tree),
+        "mistake_severity": metrics.mistake_severity(pred_leaf, targets, tree),  # the LCA's height (Bertinetto)
+        "mistake_severity_label": metrics.mistake_severity(pred_leaf, targets, tree, "label"),  # edges label -> LCA
         "hierarchical_distance_at_1": metrics.hierarchical_distance_at_k(probs, targets, tree, 1),
         "hierarchical_distance_at_5": metrics.hierarchical_distance_at_k(probs, targets, tree, TOP_K),
         "threshold": threshold,
@@ -119,9 +123,10 @@ def thin_curve(curve: dict[str, list[float]], points: int) -> dict[str, list[flo
     return {key: [values[i] for i in keep] for key, values in curve.items()}
 
 
-def unseen_figures(probs: torch.Tensor, known: torch.Tensor, taxonomy: Taxonomy, threshold: float) -> dict:
+def unseen_figures(probs: torch.Tensor, known: torch.Tensor, taxonomy: Taxonomy, threshold: float,
+                   rule: str = "deepest") -> dict:
     tree = TreeTensors(taxonomy)
-    pred = decode(probs, threshold, tree.depth)
+    pred = decode(probs, threshold, tree.depth, preference(tree, rule))
     return {"images": len(known), **metrics.unseen_placement(pred, known, tree),
             "mean_depth": tree.depth[pred].float().mean().item()}
 
@@ -165,13 +170,15 @@ def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | Non
     result = {"run": str(run_dir), "head": config["head"], "dataset": str(dataset), "split": split_name,
               "unreadable": len(scored.unreadable), "confidence": confidence, "calibrated": rule.calibrated,
               "temperature": rule.temperature,
+              "decode_rule": decode_rule(config),
               **evaluate_probabilities(probs, scored.targets, taxonomy, rule.threshold,
-                                       level_thresholds=level_thresholds),
+                                       level_thresholds=level_thresholds, rule=decode_rule(config)),
               "unseen": None}
     if unseen_scored is not None:
         unseen_probs = node_probabilities(model, unseen_scored.scores, rule.temperature, device)
         result["unseen"] = {"folder": str(unseen_dir), "unreadable": len(unseen_scored.unreadable),
-                            **unseen_figures(unseen_probs, unseen_scored.targets, taxonomy, rule.threshold)}
+                            **unseen_figures(unseen_probs, unseen_scored.targets, taxonomy, rule.threshold,
+                                             decode_rule(config))}
     atomic_write_text(run_dir / runs.EVALUATION, json.dumps(result, indent=1) + "\n")
     if plot is not None:
         plot_curves({run_dir.name: result}, plot)

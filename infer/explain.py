@@ -15,9 +15,10 @@ import torch
 
 from hier.core.errors import InputError
 from hier.core.figures import pyplot, save_figure
-from hier.infer.calibration import answer_rule
+from hier.heads.tree import TreeTensors
+from hier.infer.calibration import answer_rule, decode_rule
 from hier.infer.scoring import score_batches, unreadable_reason
-from hier.metrics.decode import decode
+from hier.metrics.decode import decode, preference
 from hier.train import runs
 from hier.train.device import pick_device
 
@@ -43,10 +44,12 @@ def answer_path(run_dir, image: Path, levels: list[float], *, use_calibration: b
     if scores is None:
         raise InputError(unreadable_reason(Path(image)), path=image)
     rules = {level: answer_rule(run_dir, level, use_calibration=use_calibration) for level in levels}
+    tree = TreeTensors(taxonomy)
+    rank = preference(tree, decode_rule(config))
     answers = {}
     for level, rule in rules.items():
         probs = model.node_probabilities(scores / rule.temperature)[0].cpu()
-        node = int(decode(probs[None], rule.threshold, torch.as_tensor(taxonomy.depth))[0])
+        node = int(decode(probs[None], rule.threshold, tree.depth, rank)[0])
         answers[level] = (taxonomy.ids[node], float(probs[node]))
     probs = model.node_probabilities(scores / next(iter(rules.values())).temperature)[0].cpu()
     leaf = int(taxonomy.leaves[probs[taxonomy.leaves].argmax()])

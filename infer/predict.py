@@ -24,14 +24,14 @@ from hier.core.progress import Progress
 from hier.core.tables import read_table
 from hier.data.readers import IMAGE_SUFFIXES, PATH_COLUMNS, TABLE_SUFFIXES, images_under, read_dataset
 from hier.heads.tree import TreeTensors
-from hier.infer.calibration import AnswerRule
+from hier.infer.calibration import AnswerRule, decode_rule
 from hier.infer.scoring import score_batches, unreadable_reason
 from hier.infer.writers import (
     NodeText,
     open_writer,
     output_format,
 )
-from hier.metrics.decode import decode, top_leaves
+from hier.metrics.decode import decode, preference, top_leaves
 from hier.train import runs
 from hier.train.device import pick_device
 
@@ -121,13 +121,14 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], rule: AnswerRule, *, o
     if console is not None:  # once nothing can fail on the user's input any more
         console.print(rule.describe(), soft_wrap=True)
     tree = TreeTensors(taxonomy).to(device)
+    rank = preference(tree, decode_rule(config))
     depth_counts: dict[int, int] = {}
     unreadable = 0
     with Progress(console=console, enabled=progress) as bar, \
             open_writer(fmt, out, top_k, NodeText(taxonomy), paths, force=force) as writer:
         for span, readable, scores in score_batches(model, paths, config, device, batch_size=batch_size,
                                                     workers=workers, progress=bar, what="predict"):
-            answers = answer_batch(model, scores, readable, rule, tree, top_k) if scores is not None else {}
+            answers = answer_batch(model, scores, readable, rule, tree, top_k, rank) if scores is not None else {}
             for i in span:
                 if i in answers:
                     node, p, top = answers[i]
@@ -143,11 +144,11 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], rule: AnswerRule, *, o
 
 @torch.no_grad()
 def answer_batch(model, scores: torch.Tensor, readable: torch.Tensor, rule: AnswerRule, tree: TreeTensors,
-                 top_k: int) -> dict[int, tuple[int, float, list[tuple[int, float]]]]:
+                 top_k: int, rank: torch.Tensor | None = None) -> dict[int, tuple[int, float, list[tuple[int, float]]]]:
     """Per readable sample index of a batch: (node answered, its probability, [(leaf, probability)] of the
     top_k most probable leaves)."""
     probs = model.node_probabilities(scores / rule.temperature)
-    chosen = decode(probs, rule.threshold, tree.depth)
+    chosen = decode(probs, rule.threshold, tree.depth, rank)
     confidence = probs.gather(1, chosen[:, None])[:, 0]
     top = top_leaves(probs, tree, top_k) if top_k else chosen.new_empty(len(chosen), 0)
     top_p = probs.gather(1, top)

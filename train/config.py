@@ -66,6 +66,7 @@ DEFAULTS: dict = {
     "seed": 0,
     "deterministic": False,
     "best_metric": "val_hierarchical_f1",
+    "decode_rule": "deepest",  # the answer: the deepest node sure enough, or the most informative (Valmadre 2022)
     "early_stopping": 0,  # patience in epochs; 0 = off
     "device": "auto",
 }
@@ -78,6 +79,7 @@ CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "best_metric": ("val_loss", "val_leaf_accuracy", "val_hierarchical_f1", "val_mistake_severity"),
     "interpolation": ("bilinear", "bicubic", "nearest"),
+    "decode_rule": ("deepest", "informative"),
 }
 OPTION_KEYS = ("head_options", "loss_options", "backbone_options")
 NULLABLE_TYPES = {"embedding_size": int, "workers": int, "dataset": str, "loss": str, "weights": str,

@@ -60,3 +60,28 @@ def test_bad_plot_paths_are_refused_before_any_work(trained, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         evaluation.evaluate(run, trained.data, plot=tmp_path / "missing" / "curve.png", progress=False)
     assert not (run / runs.EVALUATION).exists()
+
+
+def test_the_informative_rule_answers_where_the_deepest_rule_goes_astray():
+    """Unbalanced tree: x1 (a leaf at depth 2) carries more information than y2 (an inner node at depth 3
+    over 2 of the 6 leaves). Both reach 0.45 at threshold 0.4: 'deepest' takes y2, 'informative' x1."""
+    import torch
+
+    from hier.infer.evaluate import evaluate_probabilities
+    from hier.taxo import Taxonomy
+
+    def path(*ids):
+        return [(i, i, None) for i in ids]
+
+    taxonomy = Taxonomy.from_paths([*(path("x", f"x{k}") for k in range(1, 5)),
+                                    path("y", "y1", "y2", "a"), path("y", "y1", "y2", "b")], source="test")
+    probs = torch.zeros(1, len(taxonomy))
+    for node, p in {"root": 1.0, "x": 0.5, "x1": 0.45, "x2": 0.05, "y": 0.5, "y1": 0.5, "y2": 0.45,
+                    "a": 0.25, "b": 0.2}.items():
+        probs[0, taxonomy.index(node)] = p
+    target = torch.tensor([taxonomy.index("x1")])
+    deepest = evaluate_probabilities(probs, target, taxonomy, 0.4)
+    informative = evaluate_probabilities(probs, target, taxonomy, 0.4, rule="informative")
+    assert (deepest["correct_at_confidence"], deepest["mean_depth_at_confidence"]) == (0.0, 3.0)
+    assert (informative["correct_at_confidence"], informative["mean_depth_at_confidence"]) == (1.0, 2.0)
+    assert informative["operating_curve_area"] > deepest["operating_curve_area"]
