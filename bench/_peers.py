@@ -124,8 +124,8 @@ def hard_report(pred: torch.Tensor, targets: torch.Tensor, taxonomy) -> dict:
     from hier.metrics import hierarchical as metrics
 
     tree = TreeTensors(taxonomy)
-    at_or_below = tree.ancestors[pred, targets]  # the label is the answer or above it
-    above = (tree.depth[pred] < tree.depth[targets]) & tree.ancestors[targets, pred]
+    at_or_below = tree.is_ancestor(targets, pred)  # the label is the answer or above it
+    above = (tree.depth[pred] < tree.depth[targets]) & tree.is_ancestor(pred, targets)
     strict = {
         int(c): (at_or_below[targets == c].double().mean().item(), int((targets == c).sum())) for c in targets.unique()
     }

@@ -107,7 +107,7 @@ def below_label(pred: torch.Tensor, targets: torch.Tensor, tree: TreeTensors) ->
 
     correct@C counts them as correct because the label cannot refute them; nor can it confirm them.
     """
-    return (tree.ancestors[pred, targets] & (pred != targets)).float().mean().item()
+    return (tree.is_ancestor(targets, pred) & (pred != targets)).float().mean().item()
 
 
 def thin_curve(curve: dict[str, list[float]], points: int) -> dict[str, list[float]]:
