@@ -147,7 +147,7 @@ def check_lookup(run_dir: Path, samples, table: FeatureTable) -> float:
 
 
 def write_split(samples, seed: int, out: Path) -> dict[str, Path]:
-    """The seed's split as tables: fit.csv (train and val), calibration.csv, test.csv; and its samples."""
+    """The seed's split as tables: fit.csv (train, val, calib), calibration.csv, test.csv; and its samples."""
     from hier.core.files import atomic_write_text
     from hier.core.tables import csv_text
     from hier.data.splits import stratified_split
@@ -155,7 +155,10 @@ def write_split(samples, seed: int, out: Path) -> dict[str, Path]:
     parts = stratified_split(samples, FRACTIONS, seed=seed, names=SPLITS)
     out.mkdir(parents=True, exist_ok=True)
     tables_ = {
-        "fit": [("train", s) for s in parts["train"]] + [("val", s) for s in parts["val"]],
+        # the calibration rows as fit's own calib part: the heads train on all of train, as the peers do
+        "fit": [("train", s) for s in parts["train"]]
+        + [("val", s) for s in parts["val"]]
+        + [("calib", s) for s in parts["calibration"]],
         "calibration": [(None, s) for s in parts["calibration"]],
         "test": [(None, s) for s in parts["test"]],
         "val": [(None, s) for s in parts["val"]],
@@ -188,7 +191,7 @@ def run_head(name: str, split: dict, seed: int, args, taxonomy_path: Path, table
     start = time.perf_counter()
     with backbone_from(table):
         fit(split["files"]["fit"], taxonomy_path, config, run_dir, force=True, console=None)
-        calibrate(run_dir, split["files"]["calibration"], progress=False)
+        calibrate(run_dir, progress=False)  # thresholds on the calib part, the temperature on val
         result = evaluate(run_dir, scored, confidence=0.9, progress=False)
     seconds = time.perf_counter() - start
     model, taxonomy, _ = load_trained(run_dir)
