@@ -87,15 +87,17 @@ CALIBRATION = "calib"  # the split `hier calibrate` certifies its thresholds on
 DEFAULT_CALIBRATION_FRACTION = 0.1  # share of the training images held out for it (config calibration_fraction)
 
 
-def training_parts(dataset: Dataset, config: dict, saved: Path) -> tuple[dict[str, list[Sample]], dict | None]:
+def training_parts(dataset: Dataset, config: dict, saved: Path | None) -> tuple[dict[str, list[Sample]], dict | None]:
     """The train, val and calib parts of a run (calib may be empty), and a new split to save (or None).
 
     The calibration part is seen neither by training nor by best-epoch selection: the dataset's own
     ``calib`` split, else ``config["calibration_fraction"]`` of the training images, stratified like the
     other splits and drawn with the run's seed. A dataset without splits is split four ways at once
-    (train, val, calib, test). ``saved`` (the run's ``split.json``) wins when it exists, so a resumed
-    run keeps its parts; a run written before the calibration part existed has none.
+    (train, val, calib, test). ``saved`` (the ``split.json`` of a run being resumed; None for a new run,
+    whose folder ``--force`` may be about to replace) wins when it exists, so a resumed run keeps its
+    parts; a run written before the calibration part existed has none.
     """
+    resumed = saved is not None and saved.exists()
     fraction = config.get("calibration_fraction", 0.0)  # absent from runs made before it existed
     if not 0 <= fraction < 1:
         raise InputError(f"calibration_fraction must be in [0, 1), got {fraction}")
@@ -103,7 +105,7 @@ def training_parts(dataset: Dataset, config: dict, saved: Path) -> tuple[dict[st
         train, val = dataset.split(config["train_split"]), dataset.split(config["val_split"])
         if CALIBRATION in dataset.splits:
             return {"train": train, "val": val, CALIBRATION: dataset.splits[CALIBRATION]}, None
-        if saved.exists():
+        if resumed:
             calib = saved_split(saved, dataset, CALIBRATION) or []
         else:
             calib = (
@@ -115,8 +117,8 @@ def training_parts(dataset: Dataset, config: dict, saved: Path) -> tuple[dict[st
             )
         held = {s.path for s in calib}
         parts = {"train": [s for s in train if s.path not in held], "val": val, CALIBRATION: calib}
-        return parts, {CALIBRATION: [str(s.path) for s in calib]} if calib and not saved.exists() else None
-    if saved.exists():
+        return parts, {CALIBRATION: [str(s.path) for s in calib]} if calib and not resumed else None
+    if resumed:
         parts = {name: saved_split(saved, dataset, name) for name in ("train", "val")}
         if parts["train"] is None or parts["val"] is None:
             raise InputError("the dataset no longer holds every image of the saved split", path=saved)

@@ -54,14 +54,16 @@ class Split:
     targets: torch.Tensor  # node indices
 
 
-def load_splits(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path) -> tuple[Split, Split, dict | None]:
-    """Train and validation splits (:func:`hier.data.splits.training_parts`; the calibration part is left out).
+def load_splits(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path, *, resume: bool
+                ) -> tuple[Split, Split, dict | None]:
+    """Train and validation splits (:func:`hier.data.splits.training_parts`; the calibration part is left out);
+    a resumed run's from its ``split.json``.
 
     The third value is a new split for the run to save (None when there is nothing to save).
     """
     dataset = read_dataset(dataset_path)
     nodes = resolve_labels(dataset, taxonomy)
-    parts, new_split = training_parts(dataset, config, run_dir / runs.SPLIT)
+    parts, new_split = training_parts(dataset, config, run_dir / runs.SPLIT if resume else None)
     train, val = parts["train"], parts["val"]
     if not train or not val:
         raise InputError(f"the train and val splits need images (train {len(train)}, val {len(val)})",
@@ -122,7 +124,7 @@ def _start(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path, checkp
            force: bool, progress: Progress) -> TrainState:
     """Data, model, optimizer and schedule; restored from ``checkpoint``, else saved as epoch 0 of a new run."""
     device = pick_device(config["device"])
-    train, val, new_split = load_splits(dataset_path, taxonomy, config, run_dir)
+    train, val, new_split = load_splits(dataset_path, taxonomy, config, run_dir, resume=checkpoint is not None)
     model, loss_fn = build_model(config, taxonomy, load_weights=checkpoint is None)
     config = with_preprocessing(config, model.backbone)  # recorded: predict and evaluate read images the same way
     if checkpoint is not None:

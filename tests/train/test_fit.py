@@ -177,3 +177,16 @@ def test_no_backbone_flags_train_on_frozen_pretrained_lite0_offline(synth_datase
     model, _, _ = runs.load_trained(run_dir)
     assert not any(p.requires_grad for p in model.backbone.parameters())
     assert not list((tmp_path / "torch").glob("**/*.pth")) and not (tmp_path / "hf").exists()
+
+
+def test_force_refit_draws_its_own_calibration_part_and_saves_it(synth_dataset, tmp_path):
+    """--force over an earlier run: the new run's parts come from its own seed, not the old split.json (which
+    the replaced folder takes with it), and its split.json is written again."""
+    import json
+
+    run_dir = tmp_path / "run"
+    fit(synth_dataset, synth_dataset / "taxonomy.json", small(epochs=1, sets={"seed": 1}), run_dir)
+    first = json.loads((run_dir / runs.SPLIT).read_text())["calib"]
+    fit(synth_dataset, synth_dataset / "taxonomy.json", small(epochs=1, sets={"seed": 2}), run_dir, force=True)
+    again = json.loads((run_dir / runs.SPLIT).read_text())["calib"]
+    assert again and set(again) != set(first)
