@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_WNIDS = Path(__file__).parents[1] / "taxo" / "wnids" / "imagenet1k.txt"
+from hier.taxo.sources import wnid_list
+
+DEFAULT_WNIDS = wnid_list("imagenet1k")  # the list that ships with hier
 
 RUN = """\
 import json, sys, time

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hier.taxo.sources import wnid_list
 from hier.taxo.taxonomy import Taxonomy
 from hier.taxo.wordnet import _parent_chooser, build_wordnet, noun_index, read_wnids
 
-DEFAULT_WNIDS = Path(__file__).parent / "data" / "imagenet1k_wnids.txt"
+DEFAULT_WNIDS = wnid_list("imagenet1k")  # the list that ships with hier
 
 
 def best_of(runs: int, work):

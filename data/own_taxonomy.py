@@ -8,7 +8,6 @@ Anything else needs a taxonomy built by the user, and the error names the comman
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from hier.core.errors import InputError
@@ -16,13 +15,12 @@ from hier.data.readers import read_dataset
 from hier.taxo import Taxonomy
 
 TAXONOMY_FILE = "taxonomy.json"
-_WNID = re.compile(r"n\d{8}")
 
 
 def dataset_taxonomy(dataset: str | os.PathLike) -> tuple[Path | Taxonomy, str]:
     """The dataset's own taxonomy (a file, or one built from the data) and a line saying where it came from."""
     from hier.taxo.sources import ecotaxa_source
-    from hier.taxo.wordnet import build_wordnet
+    from hier.taxo.wordnet import WNID, build_wordnet
 
     dataset = Path(dataset)
     if (dataset / TAXONOMY_FILE).is_file():
@@ -31,7 +29,7 @@ def dataset_taxonomy(dataset: str | os.PathLike) -> tuple[Path | Taxonomy, str]:
     if data.kind == "ecotaxa":
         return ecotaxa_source(dataset), "built from the EcoTaxa export's lineages (as hier taxo build --source ecotaxa)"
     labels = data.labels
-    if labels and all(_WNID.fullmatch(label) for label in labels):
+    if labels and all(WNID.fullmatch(label) for label in labels):
         return build_wordnet(labels), (
             f"WordNet's tree of the {len(labels)} wnid class folders (as hier taxo build --source wordnet --folders)")
     raise InputError("no taxonomy: give --taxonomy FILE, or build one into the dataset with hier taxo build -o "

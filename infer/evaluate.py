@@ -163,6 +163,7 @@ def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | Non
         unseen_scored = score_samples(model, unseen_samples, taxonomy, config, device, batch_size=batch_size,
                                       workers=workers, progress=bar, what="unseen") if unseen_samples else None
     probs = node_probabilities(model, scored.scores, rule.temperature, device)
+    rule_name = decode_rule(config)
     level_thresholds = None
     if rule.calibrated:
         entries = {c: rule.calibration.entry(c) for c in STANDARD_LEVELS}
@@ -170,15 +171,15 @@ def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | Non
     result = {"run": str(run_dir), "head": config["head"], "dataset": str(dataset), "split": split_name,
               "unreadable": len(scored.unreadable), "confidence": confidence, "calibrated": rule.calibrated,
               "temperature": rule.temperature,
-              "decode_rule": decode_rule(config),
+              "decode_rule": rule_name,
               **evaluate_probabilities(probs, scored.targets, taxonomy, rule.threshold,
-                                       level_thresholds=level_thresholds, rule=decode_rule(config)),
+                                       level_thresholds=level_thresholds, rule=rule_name),
               "unseen": None}
     if unseen_scored is not None:
         unseen_probs = node_probabilities(model, unseen_scored.scores, rule.temperature, device)
         result["unseen"] = {"folder": str(unseen_dir), "unreadable": len(unseen_scored.unreadable),
                             **unseen_figures(unseen_probs, unseen_scored.targets, taxonomy, rule.threshold,
-                                             decode_rule(config))}
+                                             rule_name)}
     atomic_write_text(run_dir / runs.EVALUATION, json.dumps(result, indent=1) + "\n")
     if plot is not None:
         plot_curves({run_dir.name: result}, plot)

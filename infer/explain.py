@@ -46,12 +46,12 @@ def answer_path(run_dir, image: Path, levels: list[float], *, use_calibration: b
     rules = {level: answer_rule(run_dir, level, use_calibration=use_calibration) for level in levels}
     tree = TreeTensors(taxonomy)
     rank = preference(tree, decode_rule(config))
+    # one temperature per run (calibrated or 1), so one set of probabilities serves every level
+    probs = model.node_probabilities(scores / rules[levels[0]].temperature)[0].cpu()
     answers = {}
     for level, rule in rules.items():
-        probs = model.node_probabilities(scores / rule.temperature)[0].cpu()
         node = int(decode(probs[None], rule.threshold, tree.depth, rank)[0])
         answers[level] = (taxonomy.ids[node], float(probs[node]))
-    probs = model.node_probabilities(scores / next(iter(rules.values())).temperature)[0].cpu()
     leaf = int(taxonomy.leaves[probs[taxonomy.leaves].argmax()])
     path = [int(i) for i in taxonomy.lineage(leaf)]
     return AnswerPath(Path(image), [taxonomy.names[i] for i in path], [taxonomy.ids[i] for i in path],

@@ -41,7 +41,7 @@ from .taxonomy import Taxonomy
 
 TREES = ("longest", "shortest", "first")
 
-_WNID = re.compile(r"n\d{8}")
+WNID = re.compile(r"n\d{8}")  # a WordNet noun id, as ImageNet names its classes
 _INDEX_FORMAT = "hier-wordnet-nouns"
 _INDEX_VERSION = 1
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def _from_record(record: dict) -> NounIndex:
 
 
 def _offset(wnid: str, index: NounIndex, *, path=None, where=None) -> int:
-    if not _WNID.fullmatch(wnid):
+    if not WNID.fullmatch(wnid):
         raise InputError(f"{wnid!r} is not a WordNet noun id (expected 'n' and 8 digits, like n01443537)",
                          path=path, where=where)
     offset = int(wnid[1:])
