@@ -58,11 +58,12 @@ def probabilistic_report(
     cal_scores, cal_samples, test_scores, test_samples, node_probabilities, taxonomy, *, calibration=None
 ) -> dict:
     """Calibrate (unless ``calibration`` is given) and score as `hier calibrate` and `hier evaluate` do."""
-    from hier.heads.tree import TreeTensors
-    from hier.infer.calibration import Calibration, fit_temperature, threshold_table
+    from hier.infer.answer import decode
+    from hier.infer.calibration import fit_temperature, threshold_table
     from hier.infer.evaluate import STANDARD_LEVELS, evaluate_probabilities
     from hier.metrics.bounds import DELTA
-    from hier.metrics.decode import decode
+    from hier.runs.calibration import Calibration
+    from hier.tree import TreeTensors
 
     tree = TreeTensors(taxonomy)
     cal_targets, test_targets = targets_of(cal_samples, taxonomy), targets_of(test_samples, taxonomy)
@@ -120,8 +121,8 @@ def hard_report(pred: torch.Tensor, targets: torch.Tensor, taxonomy) -> dict:
     the label are reported apart. hF1 weighs such answers by their depth; mistake severity, which
     averages over ``is_correct``'s mistakes, leaves them out.
     """
-    from hier.heads.tree import TreeTensors
     from hier.metrics import hierarchical as metrics
+    from hier.tree import TreeTensors
 
     tree = TreeTensors(taxonomy)
     at_or_below = tree.is_ancestor(targets, pred)  # the label is the answer or above it

@@ -50,9 +50,8 @@ def fit_pass(backbone, paths: list[Path], config: dict) -> float:
     from rich.console import Console
 
     from hier.core.progress import Progress
-    from hier.data.images import ImageDataset
+    from hier.data.images import ImageDataset, image_transform
     from hier.train.features import compute_features
-    from hier.train.model import image_transform
 
     images = ImageDataset(paths, list(range(len(paths))), image_transform(config))
     start = time.perf_counter()
@@ -69,11 +68,11 @@ def main() -> None:
     parser.add_argument("--predict-sizes", type=int, nargs="+", default=[1000, 10000])
     args = parser.parse_args()
 
-    from hier.data.images import load_image
+    from hier.data.images import image_transform, load_image
     from hier.plugins import create_backbone
-    from hier.train.config import resolve_config
+    from hier.runs.config import resolve_config
+    from hier.runs.model import with_preprocessing
     from hier.train.fit import fit
-    from hier.train.model import image_transform, with_preprocessing
 
     paths, source = sample_images(args.images)
     backbone, _ = create_backbone("efficientnet_lite0", weights="DEFAULT")

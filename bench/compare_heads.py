@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PHYTO = ROOT.parent / "shared" / "data" / "phytoplankton"
 PHYTO_RANKS = "kingdom,phylum,class,order,family,genus,species"
 
-# name -> (head, loss); None is the head's own default loss (heads/configs/<head>.yaml)
+# name -> (head, loss); None is the head's own default loss (the head's default_config)
 VARIANTS = {
     "classifier-ce": ("classifier", None),  # the flat softmax baseline: the classifier's default loss is ce
     "classifier-hxe": ("classifier", "hxe"),  # Bertinetto et al. 2020, the literature's hierarchy-aware loss
@@ -157,9 +157,9 @@ def run_job(job: Job) -> dict:
     """Fit, calibrate and evaluate one variant (or reuse a finished run of the same config); one CSV row."""
     from rich.console import Console
 
+    from hier import runs
     from hier.infer.calibration import calibrate
     from hier.infer.evaluate import EVALUATION, evaluate
-    from hier.train import runs
     from hier.train.fit import fit
 
     run_dir = Path(job.run_dir)
@@ -327,7 +327,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
 
-    from hier.train.config import resolve_config
+    from hier.runs.config import resolve_config
 
     datasets = ["synth", "phyto"] if args.dataset == "both" else [args.dataset]
     if "phyto" in datasets and not (args.phyto / "taxonomy.csv").is_file():

@@ -1,4 +1,4 @@
-"""Speed of the confidence decoder (``hier.metrics.decode.decode``) against a per-sample Python loop.
+"""Speed of the confidence decoder (``hier.infer.answer.decode``) against a per-sample Python loop.
 
 One process, one tree (1,000 nodes), 100,000 samples of consistent node probabilities (random leaf
 distributions summed up the tree, as the leaf-space heads make them), decoded at one threshold and
@@ -21,8 +21,8 @@ import torch
 from _common import machine, seconds
 from loss_speed import random_tree
 
-from hier.heads.tree import TreeTensors
-from hier.metrics.decode import decode
+from hier.infer.answer import decode
+from hier.tree import TreeTensors
 
 
 def loop_decode(probs: list[list[float]], thresholds: list[float], depth: list[int]) -> list[int]:

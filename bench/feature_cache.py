@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from hier.plugins import create_backbone
-    from hier.train.config import resolve_config
+    from hier.runs.config import resolve_config
     from hier.train.fit import fit
 
     data = synthetic(args.images, args.image_size)

@@ -25,8 +25,8 @@ def bare_loop(data: Path, config: dict, epochs: int) -> float:
     from hier.data.images import ImageDataset, build_transform, collate_skipping
     from hier.data.labels import resolve_labels, targets
     from hier.data.readers import read_dataset
+    from hier.runs.model import build_model
     from hier.taxo import Taxonomy
-    from hier.train.model import build_model
 
     taxonomy = Taxonomy.load(data / "taxonomy.json")
     dataset = read_dataset(data)
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    from hier.train.config import resolve_config
+    from hier.runs.config import resolve_config
 
     data = synthetic(args.images, args.image_size)
     config = resolve_config(flags={"head": "classifier", "backbone": "smallcnn", "epochs": args.epochs,

@@ -51,12 +51,12 @@ def main() -> None:
     from rich.console import Console
 
     from hier.core.progress import Progress
-    from hier.data.images import ImageDataset
+    from hier.data.images import ImageDataset, image_transform
     from hier.data.readers import images_under
     from hier.plugins import create_backbone
-    from hier.train.config import resolve_config
+    from hier.runs.config import resolve_config
+    from hier.runs.model import with_preprocessing
     from hier.train.features import compute_features
-    from hier.train.model import image_transform, with_preprocessing
 
     folders = sorted(p for p in PHYTO.iterdir() if p.is_dir())
     paths, labels = [], []

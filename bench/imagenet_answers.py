@@ -11,11 +11,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-from hier.infer.explain import answer_path, plot_answer_path
-from hier.train.choose_run import resolve_run
+from hier.infer.explain import answer_path
+from hier.runs.choose import resolve_run
 
 LEVELS = [0.3, 0.6, 0.9, 0.99]
 
@@ -31,10 +30,10 @@ def main() -> None:
 
         image = Path(tempfile.mkdtemp()) / "chelsea.png"
         Image.fromarray(data.chelsea()).save(image)
-    result = answer_path(resolve_run("imagenet-lite0"), image, LEVELS, use_calibration=False)
+    result = answer_path(resolve_run("imagenet-lite0"), image, LEVELS, use_calibration=False, plot=args.out,
+                         force=True)
     for level, (node, p) in result.answers.items():
         print(f"confidence {level:<5g} -> {result.names[result.ids.index(node)]} ({node}, p = {p:.3f})")
-    plot_answer_path(result, args.out, photo=np.asarray(Image.open(image).convert("RGB")))
     print(f"figure written to {args.out}")
 
 

@@ -7,7 +7,7 @@ One process, one tree (1,000 nodes), one batch (256), the same tensors for all t
   deepest true node (levels looked up per predicted entry, a graph distance per sample), as the
   notes do; where the notes look node names up with list.index the reference uses a dict, which
   only makes it faster;
-- ``hbce`` as registered (``hier.heads.hbce``);
+- ``hbce`` as registered (``hier.losses.hbce``);
 - plain BCE on the prebuilt multi-hot targets: the floor any BCE-based loss pays.
 
 The scores are those of a model in training (a confident root path per sample plus noise): the

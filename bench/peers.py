@@ -70,11 +70,11 @@ class FeatureTable:
 def feature_table(samples, taxonomy_path: Path, out: Path) -> tuple[FeatureTable, dict]:
     """The features of the sample, computed once by the library and stored as OUT/features-KEY.pt."""
     from hier.core.progress import Progress
-    from hier.data.images import ImageDataset
+    from hier.data.images import ImageDataset, image_transform
+    from hier.runs.config import resolve_config
+    from hier.runs.model import build_model, with_preprocessing
     from hier.taxo import Taxonomy
-    from hier.train.config import resolve_config
     from hier.train.features import cache_key, compute_features
-    from hier.train.model import build_model, image_transform, with_preprocessing
 
     config = resolve_config(flags={"device": "cpu"})
     model, _ = build_model(config, Taxonomy.load(taxonomy_path))
@@ -134,7 +134,7 @@ def backbone_from(table: FeatureTable):
 def check_lookup(run_dir: Path, samples, table: FeatureTable) -> float:
     """Largest difference between scores from the table and from the library scoring the images."""
     from hier.infer.scoring import score_samples
-    from hier.train.runs import load_trained
+    from hier.runs import load_trained
 
     model, taxonomy, config = load_trained(run_dir)
     real = score_samples(model, samples, taxonomy, config, torch.device("cpu"), workers=0).scores
@@ -177,11 +177,12 @@ def write_split(samples, seed: int, out: Path) -> dict[str, Path]:
 
 def run_head(name: str, split: dict, seed: int, args, taxonomy_path: Path, table: FeatureTable, out: Path) -> dict:
     """fit, calibrate, evaluate one head; its figures and its answers per rank at 0.9."""
-    from hier.infer.calibration import Calibration, calibrate
+    from hier.infer.calibration import calibrate
     from hier.infer.evaluate import evaluate
-    from hier.train.config import resolve_config
+    from hier.runs import load_trained
+    from hier.runs.calibration import Calibration
+    from hier.runs.config import resolve_config
     from hier.train.fit import fit
-    from hier.train.runs import load_trained
 
     head, loss = HEADS[name]
     flags = {"head": head, "loss": loss, "epochs": args.epochs, "seed": seed, "device": "cpu"}

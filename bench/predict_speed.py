@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     args = parser.parse_args()
 
-    from hier.train.config import resolve_config
+    from hier.runs.config import resolve_config
     from hier.train.fit import fit
 
     largest = max(args.sizes)

@@ -125,10 +125,11 @@ def measure(taxonomy, batch: int, repeats: int) -> dict:
 
     import torch
 
-    from hier.heads.tree import TreeTensors
-    from hier.metrics.decode import decode, operating_curve
+    from hier.infer.answer import decode
+    from hier.infer.curve import operating_curve
     from hier.metrics.hierarchical import summary
     from hier.plugins import create_head, create_loss, list_heads, list_losses
+    from hier.tree import TreeTensors
 
     list_heads(), list_losses()  # the hooks import what they register: not counted below
     start_kib = _rss_kib()

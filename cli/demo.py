@@ -1,4 +1,4 @@
-"""``hier demo``: print and run the demo's commands (the plan and the work between them: hier.infer.demo)."""
+"""``hier demo``: print and run the demo's commands (the plan and the work between them: hier.cli.demo_plan)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hier.cli import demo_plan as plan
 from hier.core.files import check_replaceable
-from hier.infer import demo as plan
 
 console = Console()
 

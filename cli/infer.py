@@ -33,7 +33,7 @@ _RUN = typer.Option(None, "--run", help="The run to use: a run directory or a bu
 
 def _choose(arguments: list[Path], run: Optional[Path], *, most: int | None = None):
     """The run and the arguments left, saying on stderr how the run was chosen when it was not named."""
-    from hier.train.choose_run import choose_run
+    from hier.runs.choose import choose_run
 
     choice = choose_run(arguments, run, most=most, console=console)
     if choice.note:
@@ -42,7 +42,7 @@ def _choose(arguments: list[Path], run: Optional[Path], *, most: int | None = No
 
 
 def _confidence(value: float) -> float:
-    from hier.infer.calibration import check_confidence
+    from hier.infer.answer import check_confidence
 
     check_confidence(value)
     return value
@@ -124,7 +124,7 @@ def predict(
 
     Example: hier predict --confidence 0.9 cat.jpg   (no run yet: ImageNet's WordNet tree, built in)
     """
-    from hier.infer.calibration import answer_rule
+    from hier.infer.answer import answer_rule
     from hier.infer.predict import predict as run_predict
 
     level = _confidence(confidence)
@@ -220,16 +220,12 @@ def compare(
 
     Example: hier compare runs/classifier runs/arcface-multihead --csv compare.csv --plot curves.png
     """
-    from hier.core.files import atomic_write_text
-    from hier.core.tables import csv_text
-    from hier.infer.compare import COMPARE_COLUMNS, check_outputs
+    from hier.infer.compare import COMPARE_COLUMNS
     from hier.infer.compare import compare as run_compare
-    from hier.infer.plots import plot_curves
-    from hier.train.choose_run import resolve_run
+    from hier.runs import resolve_run
 
     run_dirs = [resolve_run(run_dir, console) for run_dir in run_dirs]
-    check_outputs(run_dirs, csv_path, plot, force=force)
-    rows, evaluations, notes = run_compare(run_dirs)
+    rows, _, notes = run_compare(run_dirs, csv_path=csv_path, plot=plot, force=force)
     table = Table("metric", *(row["run"] for row in rows), title="evaluation metrics")  # one column per run
     for key, header in COMPARE_COLUMNS:
         table.add_row(header, *(_number(row[key]) for row in rows))
@@ -237,31 +233,43 @@ def compare(
     for note in notes:
         console.print(f"note: {note}")
     if csv_path is not None:
-        atomic_write_text(csv_path, csv_text(rows))
         console.print(f"table written to {csv_path}")
     if plot is not None:
-        plot_curves(evaluations, plot)
         console.print(f"operating curves written to {plot}")
 
 
-def runs_command(
-    root: Path = typer.Argument(Path("runs"), help="The folder hier fit writes runs into."),
-    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+def explain(
+    arguments: List[Path] = typer.Argument(..., metavar="[RUN] IMAGE",
+                                           help="A run (default: the newest under ./runs, else the built-in "
+                                                "imagenet-lite0), then one image."),
+    run: Optional[Path] = _RUN,
+    confidence: List[float] = typer.Option([0.3, 0.6, 0.9, 0.99], "--confidence", "-c",
+                                           help="Confidences to answer at (repeat the option)."),
+    plot: Optional[Path] = typer.Option(None, help="Also draw the path and the answers to this .png/.svg/.pdf."),
+    uncalibrated: bool = _UNCALIBRATED,
+    force: bool = typer.Option(False, "--force", help="Replace an existing --plot file."),
+    device: str = _DEVICE,
 ):
-    """The runs under ./runs, newest first, and the built-in runs (usable wherever a run is: --run NAME).
+    """One image at several confidences: the most probable path with each node's probability, and the
+    node answered at each confidence (higher confidence, an answer higher in the tree).
 
-    Example: hier predict --run imagenet-lite0 photos/ --confidence 0.9
+    Example: hier explain --run imagenet-lite0 cat.jpg -c 0.3 -c 0.9 --plot cat.png
     """
-    from hier.train.choose_run import list_runs
+    from hier.infer.explain import answer_path
 
-    found = list_runs(root)
-    if as_json:
-        typer.echo(json.dumps(found, indent=1))
-        return
-    table = Table("run", "head", "backbone", "epochs", "complete", "calibrated", "finished", title="runs")
-    for entry in found:
-        table.add_row(entry["run"] + (" (built in)" if entry["builtin"] else ""), entry["head"] or "-",
-                      entry["backbone"] or "-", str(entry["epochs_done"]) if not entry["builtin"] else "-",
-                      _number(entry["complete"]) if not entry["builtin"] else "on first use" if not
-                      entry["complete"] else "yes", _number(entry["calibrated"]), entry["finished"] or "-")
+    levels = sorted({_confidence(level) for level in confidence})
+    choice = _choose(arguments, run, most=1)
+    if not choice.sources:
+        raise InputError("no image given: hier explain [RUN] IMAGE")
+    result = answer_path(choice.run_dir, choice.sources[0], levels, use_calibration=not uncalibrated,
+                         device=device, plot=plot, force=force)
+    table = Table("node", "probability", "answer at", title=f"{choice.sources[0]}"
+                  + ("" if result.calibrated else " (uncalibrated)"))
+    off_path = {node: p for node, p in result.answers.values() if node not in result.ids}
+    for name, node, p in [*zip(result.names, result.ids, result.probabilities),
+                          *((f"{result.answer_names[node]} (off the path)", node, p) for node, p in off_path.items())]:
+        stops = [f"{level:g}" for level, (answered, _) in result.answers.items() if answered == node]
+        table.add_row(name, f"{p:.3f}", ", ".join(stops))
     Console().print(table)
+    if plot is not None:
+        console.print(f"figure written to {plot}")

@@ -15,7 +15,7 @@ import typer
 from hier.core.errors import HierError, InputError
 from hier.core.interrupts import EXIT_CODES, handling_signals, received
 
-from . import data, demo, infer, plugins, taxo, train
+from . import data, demo, infer, plugins, runs, taxo, train
 
 app = typer.Typer(
     name="hier",
@@ -33,7 +33,8 @@ app.command("calibrate")(infer.calibrate)
 app.command("predict")(infer.predict)
 app.command("evaluate")(infer.evaluate)
 app.command("compare")(infer.compare)
-app.command("runs")(infer.runs_command)
+app.command("runs")(runs.runs_command)
+app.command("explain")(infer.explain)
 
 
 @app.callback()

@@ -30,8 +30,8 @@ def _names(kind: str):
 def _settings(dataset: Path | None, resume: Path | None, out: Path | None, config: Path | None, flags: dict,
               sets: list[str]) -> tuple[Path, dict, Path]:
     """The dataset, resolved config and run directory: a new run's, or those recorded in the run resumed."""
-    from hier.train import config as cfg
-    from hier.train import runs
+    from hier import runs
+    from hier.runs import config as cfg
 
     if resume is None:
         resolved = cfg.resolve_config(config_file=config, flags=flags, sets=sets)
@@ -82,7 +82,7 @@ def fit(
     """
     if offline:
         os.environ["HIER_OFFLINE"] = "1"  # read where weights are fetched, and by torchrun's other processes
-    from hier.train import config as cfg
+    from hier.runs import config as cfg
 
     flags = {"head": head, "loss": loss, "backbone": backbone, "weights": weights, "freeze_backbone": freeze_backbone,
              "epochs": epochs, "batch_size": batch_size, "image_size": image_size, "device": device}
@@ -92,11 +92,6 @@ def fit(
     if print_config:
         typer.echo(cfg.dump(resolved), nl=False)
         return
-    if taxonomy is None and resume is None:
-        from hier.data.own_taxonomy import dataset_taxonomy
-
-        taxonomy, origin = dataset_taxonomy(dataset)
-        console.print(f"taxonomy: {origin}")
     from hier.train.fit import fit as run_fit
 
     run_fit(dataset, taxonomy, resolved, run_dir, resume=resume is not None, force=force, console=console)

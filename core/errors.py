@@ -18,3 +18,20 @@ class InputError(HierError):
     def __init__(self, message: str, *, path=None, where=None):
         parts = [str(p) for p in (path, where) if p not in (None, "")]
         super().__init__(": ".join(parts + [message]))
+
+
+def first_line(error: Exception, limit: int = 160) -> str:
+    """The start of an error's message, for a one-line report (some errors have no message)."""
+    return str(error).partition("\n")[0][:limit]
+
+
+def is_number(value) -> bool:
+    """An int or a float, not a bool (YAML's ``yes`` must not pass as 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_non_negative(owner: str, **options) -> None:
+    """Each option a number, zero or more; else an input error naming ``owner`` and the option."""
+    for option, value in options.items():
+        if not (is_number(value) and value >= 0):
+            raise InputError(f"{owner}: {option} must be a number, zero or more, got {value!r}")

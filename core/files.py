@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .errors import HierError, InputError
 # Temporary files and staging folders are named ".TARGET.PID-HOST.RANDOM.tmp": a later write of TARGET on the
 # same host removes those whose process is gone (killed before it could clean up), and only those.
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0]) or "host"
+LOCK_GRACE_S = 10  # a lock file younger than this without a process id is being written
 # What a full disk, a quota or a read-only mount raise while a file is written: reported naming the file.
 WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
 
@@ -100,25 +102,44 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _temporary_pattern(name: str) -> re.Pattern:
+    """This host's temporaries of a target called ``name`` (a regular expression), with the writer's process id."""
+    return re.compile(rf"\.{name}\.(\d+)-{re.escape(_HOST)}\.[^/]+\.tmp(\.old)?")
+
+
+def _remove(entry: os.DirEntry) -> None:
+    if entry.is_dir(follow_symlinks=False):
+        shutil.rmtree(entry.path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+
+
 def remove_stale_temporaries(target: str | os.PathLike) -> None:
     """Remove the temporary files and staging folders of ``target`` that a killed process left beside it.
 
     Only this project's naming (see ``_temporary_prefix``), only this host's, only of processes that are gone:
     a write in progress elsewhere keeps its own.
     """
-    target = Path(target)
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)-{re.escape(_HOST)}\.[^/]+\.tmp(\.old)?")
+    _remove_stale(Path(target).parent, _temporary_pattern(re.escape(Path(target).name)))
+
+
+def remove_stale_temporaries_below(folder: str | os.PathLike) -> None:
+    """The same for every target in ``folder`` and its subfolders (a run resumed after a kill)."""
+    pattern = _temporary_pattern(".+?")
+    for parent, folders, _ in os.walk(folder):
+        folders[:] = [name for name in folders if not pattern.fullmatch(name)]
+        _remove_stale(Path(parent), pattern)
+
+
+def _remove_stale(folder: Path, pattern: re.Pattern) -> None:
     try:
-        with os.scandir(target.parent) as entries:
+        with os.scandir(folder) as entries:
             stale = [e for e in entries if (m := pattern.fullmatch(e.name)) and not _alive(int(m.group(1)))]
     except OSError:
         return
     for entry in stale:
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
+        _remove(entry)
 
 
 @contextlib.contextmanager
@@ -258,3 +279,44 @@ def atomic_folder(target: str | os.PathLike, *, replace: bool = False):
             os.rename(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """``.NAME.lock`` beside ``out`` while it is written, holding this process's id; a lock whose process
+    is gone (killed) is taken over."""
+    lock = out.with_name(f".{out.name}.lock")
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is not None:
+                raise InputError(f"another command (process {owner}) is writing this file now; wait for it, "
+                                 "or choose another output", path=out) from None
+            lock.unlink(missing_ok=True)  # its process is gone
+            continue
+        except OSError as e:
+            raise InputError(f"cannot write beside the output ({e.strerror})", path=out) from None
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    else:
+        raise InputError("another command is writing this file now", path=out)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _lock_owner(lock: Path) -> int | None:
+    """The process holding ``lock``; None when it no longer runs. A lock still without its process id
+    (being written this instant) counts as held for a few seconds."""
+    try:
+        text = lock.read_text().strip()
+        pid = int(text) if text else None
+        if pid is None:
+            return -1 if time.time() - lock.stat().st_mtime < LOCK_GRACE_S else None
+    except (ValueError, OSError):
+        return None
+    return pid if _alive(pid) else None

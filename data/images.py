@@ -223,6 +223,14 @@ class ImageDataset(torch.utils.data.Dataset):
         return len(paths)
 
 
+def image_transform(config: dict, *, train: bool = False):
+    """What a run's images go through, from its config: letterbox to ``image_size``, augment when training,
+    normalise with the run's mean and std (ImageNet's, bilinear, where the run names none)."""
+    own = {**IMAGENET_PREPROCESS, **{k: config[k] for k in IMAGENET_PREPROCESS if config.get(k) is not None}}
+    return build_transform(config["image_size"], train=train and config["augment"], keep_size=config["keep_size"],
+                           mean=own["mean"], std=own["std"], interpolation=own["interpolation"])
+
+
 def loader_workers(requested: int | None) -> int:
     """DataLoader worker processes: as asked, else one per CPU this process may use, up to 8.
 

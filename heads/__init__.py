@@ -1,8 +1,6 @@
-"""Built-in heads and losses (registered as the plugin ``hier.heads.plugin``).
+"""Built-in heads (registered as the plugin ``hier.heads.plugin``), one per file, each with its default config.
 
-Heads: classifier, arcface, spheremulti, spheremultihier, arcface-multihead; losses: ce, bce, focal,
-asl, hbce, hxe, soft-labels. Build them through ``hier.plugins.create_head`` / ``create_loss``; the
-contract is in ``hier.heads.base``, the cosine heads' base in ``hier.heads.cosine`` and the tree tensors
-they all share in ``hier.heads.tree``.
-Importing this package does not import torch.
+classifier, arcface, spheremulti, spheremultihier, arcface-multihead. Build them through
+``hier.plugins.create_head``; the contract is in ``hier.heads.base``, the cosine heads' base in
+``hier.heads.cosine``. Importing this package does not import torch.
 """

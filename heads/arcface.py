@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from .cosine import CosineHead, angular_margin
@@ -12,6 +14,7 @@ class ArcFace(CosineHead):
 
     name = "arcface"
     default_loss = "ce"
+    default_config: ClassVar[dict] = {"head_options": {"scale": 30.0, "margin": 0.5}, "loss": "ce", "loss_options": {}}
     score_space = "leaf"
 
     def __init__(self, *, in_features: int, taxonomy, scale: float = 30.0, margin: float = 0.5):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from .arcface import ArcFace
@@ -12,6 +14,7 @@ class ArcFaceMultiHead(ArcFace):
 
     name = "arcface-multihead"
     default_loss = "ce"
+    default_config: ClassVar[dict] = {"head_options": {"scale": 30.0, "margin": 0.5}, "loss": "ce", "loss_options": {}}
     score_space = "level"  # the level heads' centres, stacked: block k of the level space is head k
 
     def node_probabilities(self, scores: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -13,6 +15,7 @@ class Classifier(Head):
 
     name = "classifier"
     default_loss = "ce"
+    default_config: ClassVar[dict] = {"head_options": {"bias": True}, "loss": "ce", "loss_options": {}}
     score_space = "leaf"
 
     def __init__(self, *, in_features: int, taxonomy, bias: bool = True):

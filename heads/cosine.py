@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hier.core.errors import InputError
+from hier.core.errors import InputError, is_number
 
-from .base import Head, is_number
+from .base import Head
 
 
 def angular_margin(cos_theta: torch.Tensor, margin: float) -> torch.Tensor:

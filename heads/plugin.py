@@ -1,4 +1,4 @@
-"""The built-in heads and losses, registered through the same hooks as third-party plugins.
+"""The built-in heads, registered through the same hooks as third-party plugins.
 
 The top level stays free of torch so that commands which never build a model stay fast; each hook
 imports what it registers. The help line of each entry is the first line of its class docstring.
@@ -16,18 +16,3 @@ def register_heads(register):
 
     for head in (Classifier, ArcFace, SphereMulti, SphereMultiHier, ArcFaceMultiHead):
         register(head.name, head)
-
-
-@hookimpl
-def register_losses(register):
-    from .asl import AsymmetricLoss
-    from .bce import BinaryCrossEntropy
-    from .ce import CrossEntropy
-    from .focal import FocalLoss
-    from .hbce import HierarchicalBCE
-    from .hxe import HierarchicalCrossEntropy
-    from .soft_labels import SoftLabels
-
-    for loss in (CrossEntropy, BinaryCrossEntropy, FocalLoss, AsymmetricLoss, HierarchicalBCE,
-                 HierarchicalCrossEntropy, SoftLabels):
-        register(loss.name, loss)

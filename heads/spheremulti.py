@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from .cosine import CosineHead, angular_margin
@@ -12,6 +14,7 @@ class SphereMulti(CosineHead):
 
     name = "spheremulti"
     default_loss = "bce"
+    default_config: ClassVar[dict] = {"head_options": {"scale": 30.0, "margin": 0.2}, "loss": "bce", "loss_options": {}}
     score_space = "node"
 
     def __init__(self, *, in_features: int, taxonomy, scale: float = 30.0, margin: float = 0.2):
@@ -42,3 +45,6 @@ class SphereMultiHier(SphereMulti):
 
     name = "spheremultihier"
     default_loss = "hbce"
+    default_config: ClassVar[dict] = {
+        "head_options": {"scale": 30.0, "margin": 0.2}, "loss": "hbce",
+        "loss_options": {"hierarchy_penalty": 1.0, "distance_weight": 1.0, "level_weights": None, "edge_penalties": None}}

@@ -16,19 +16,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 
-from hier.core.errors import InputError
-from hier.core.files import atomic_write_text
+from hier import runs
+from hier.backbones.device import pick_device
 from hier.core.progress import Progress
-from hier.heads.tree import TreeTensors
+from hier.infer.answer import decode_rule
+from hier.infer.curve import operating_curve
 from hier.infer.scoring import (
     calibration_parts,
     dataset_of,
@@ -36,14 +33,12 @@ from hier.infer.scoring import (
     score_samples,
 )
 from hier.metrics.bounds import DELTA, clopper_pearson_lower, minimum_correct
-from hier.metrics.decode import operating_curve
-from hier.train import runs
-from hier.train.device import pick_device
+from hier.runs.calibration import Calibration, weights_digest
+from hier.tree import TreeTensors
 
 LEVELS = tuple(round(0.50 + 0.01 * i, 2) for i in range(50))  # 0.50 ... 0.99
 THRESHOLD_STEPS = 1000  # thresholds tested: 1.000 down to 0.001, fixed before seeing any data
 LOG_T_RANGE = (math.log(0.02), math.log(50.0))  # temperatures searched
-FORMAT = "hier-calibration"
 PROBABILITY_FLOOR = 1e-7  # keeps log(0) out of the loss where a head gives an exact 0 or 1
 
 
@@ -137,90 +132,6 @@ def threshold_table(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensor
     return table
 
 
-# ---- the calibration file -----------------------------------------------------------------------
-
-
-def weights_digest(run_dir: Path) -> str:
-    """sha256 of the weights a run predicts with (final weights, else the last checkpoint)."""
-    path = run_dir / runs.WEIGHTS if (run_dir / runs.WEIGHTS).is_file() else run_dir / runs.LAST
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@dataclass
-class Calibration:
-    temperature: float
-    delta: float
-    n: int  # calibration images scored
-    table: list[dict]
-    weights_sha256: str
-    unreadable: int = 0
-    dataset: str = ""
-    split: str = ""
-    loss_before: float | None = None  # node BCE at T = 1
-    loss_after: float | None = None  # node BCE at T
-    temperature_split: str = ""  # the images the temperature was fitted on (disjoint from ``split``)
-    temperature_n: int = 0
-    format: str = field(default=FORMAT)
-    version: int = 1
-
-    def save(self, run_dir: Path) -> None:
-        atomic_write_text(Path(run_dir) / runs.CALIBRATION, json.dumps(asdict(self), indent=1) + "\n")
-
-    @classmethod
-    def load(cls, run_dir: Path) -> Calibration | None:
-        path = Path(run_dir) / runs.CALIBRATION
-        if not path.is_file():
-            return None
-        try:
-            data = json.loads(path.read_text())
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
-                raise ValueError(f"format is {data.get('format') if isinstance(data, dict) else None!r}, "
-                                 f"expected {FORMAT!r}")
-            calibration = cls(**data)
-            calibration.check()
-            return calibration
-        except (ValueError, TypeError, RecursionError) as e:
-            raise InputError(f"not a readable calibration file ({e}); run hier calibrate again", path=path) from None
-
-    def check(self) -> None:
-        """Every field predict and evaluate rely on, checked: a hand-edited or damaged file is refused."""
-
-        def number(value, low: float, high: float, what: str, *, open_low: bool = False) -> None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value < low or value > high or (open_low and value == low):
-                raise ValueError(f"{what} is {value!r}, expected a number in {'(' if open_low else '['}{low:g}, "
-                                 f"{high:g}]")
-
-        number(self.temperature, 0, math.inf, "temperature", open_low=True)
-        number(self.delta, 0, 1, "delta", open_low=True)
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise ValueError(f"n is {self.n!r}, expected a positive count of images")
-        if not isinstance(self.weights_sha256, str) or len(self.weights_sha256) != 64:
-            raise ValueError("weights_sha256 is not a sha256 digest")
-        if not isinstance(self.table, list) or not self.table:
-            raise ValueError("the confidence table is empty")
-        previous = 0.0
-        for k, entry in enumerate(self.table):
-            if not isinstance(entry, dict) or "level" not in entry or "threshold" not in entry:
-                raise ValueError(f"table entry {k} lacks a level or a threshold")
-            number(entry["level"], previous, 1, f"table entry {k}'s level", open_low=True)
-            if entry["threshold"] is not None:
-                number(entry["threshold"], 0, 1, f"table entry {k}'s threshold")
-            previous = entry["level"]
-
-    def entry(self, confidence: float) -> dict | None:
-        """The entry of the smallest level >= confidence (a conservative reading); None above the table."""
-        return next((e for e in self.table if e["level"] >= confidence - 1e-9), None)
-
-    @property
-    def highest_certified(self) -> float | None:
-        return max((e["level"] for e in self.table if e["threshold"] is not None), default=None)
-
-
 def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = "auto",
               batch_size: int | None = None, workers: int | None = None, console=None,
               progress: bool = True) -> Calibration:
@@ -266,59 +177,3 @@ def images_needed(level: float, delta: float = DELTA) -> int:
     while clopper_pearson_lower(n, n, delta) < level:
         n += 1
     return n
-
-
-# ---- what predict and evaluate answer with ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AnswerRule:
-    """The threshold and temperature to answer with for a confidence."""
-
-    confidence: float  # what the user asked for
-    threshold: float  # what the decoder compares probabilities with
-    temperature: float
-    calibrated: bool
-    level: float | None = None  # the calibration table's level used
-    calibration: Calibration | None = None
-
-    def describe(self) -> str:
-        if not self.calibrated:
-            return (f"uncalibrated: threshold = confidence = {self.confidence:g}, temperature 1 "
-                    "(no guarantee; run hier calibrate for one)")
-        c = self.calibration
-        return (f"using calibration.json: temperature {self.temperature:.3f}, confidence {self.confidence:g} -> "
-                f"level {self.level:.2f} -> threshold {self.threshold:.3f} (certified on {c.n} {c.split} images "
-                f"at risk {c.delta:g})")
-
-
-def decode_rule(config: dict) -> str:
-    """The run's decoding rule (``deepest`` for runs made before the choice existed)."""
-    return config.get("decode_rule") or "deepest"
-
-
-def check_confidence(confidence: float) -> None:
-    if not 0 < confidence <= 1:
-        raise InputError(f"--confidence must be in (0, 1], got {confidence:g}")
-
-
-def answer_rule(run_dir, confidence: float, *, use_calibration: bool = True) -> AnswerRule:
-    """The temperature and threshold for a confidence: the run's calibration when present and wanted."""
-    check_confidence(confidence)
-    run_dir = runs.check_run_dir(run_dir)
-    calibration = Calibration.load(run_dir) if use_calibration else None
-    if calibration is None:
-        return AnswerRule(confidence, confidence, 1.0, False)
-    if calibration.weights_sha256 != weights_digest(run_dir):
-        raise InputError("calibration.json was made for other weights of this run; run hier calibrate again "
-                         "or use --uncalibrated", path=run_dir / runs.CALIBRATION)
-    entry = calibration.entry(confidence)
-    if entry is None:
-        raise InputError(f"the calibration table stops at confidence {calibration.table[-1]['level']:g}; "
-                         f"ask for less, or use --uncalibrated")
-    if entry["threshold"] is None:
-        highest = calibration.highest_certified
-        raise InputError(f"{calibration.n} calibration images cannot certify confidence {entry['level']:g} at risk "
-                         f"{calibration.delta:g} (highest certified: {highest if highest is not None else 'none'}); "
-                         "calibrate on more images, ask for less, or use --uncalibrated")
-    return AnswerRule(confidence, entry["threshold"], calibration.temperature, True, entry["level"], calibration)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from hier.core.errors import InputError
-from hier.core.files import check_output_file
+from hier.core.files import atomic_write_text, check_output_file
+from hier.core.tables import csv_text
 from hier.infer.evaluate import read_evaluation
-from hier.infer.plots import check_plot_path
-from hier.train.runs import run_files
+from hier.infer.plots import check_plot_path, plot_curves
+from hier.runs import run_files
 
 COMPARE_COLUMNS = (  # (key, header)
     ("head", "head"), ("split", "split"), ("confidence", "C"), ("calibrated", "calibrated"),
@@ -23,11 +24,17 @@ COMPARE_COLUMNS = (  # (key, header)
 )
 
 
-def compare(run_dirs) -> tuple[list[dict], dict[str, dict], list[str]]:
+def compare(run_dirs, *, csv_path: Path | None = None, plot: Path | None = None,
+            force: bool = False) -> tuple[list[dict], dict[str, dict], list[str]]:
     """One row per run (``run`` then the COMPARE_COLUMNS keys), the evaluations by run name, and notes
-    on what makes the rows not comparable (different data, splits or confidences)."""
+    on what makes the rows not comparable (different data, splits or confidences).
+
+    With ``csv_path`` the rows are also written as CSV, with ``plot`` the runs' operating curves drawn;
+    both are checked before anything is read (never over a run's own file; an existing one only with ``force``).
+    """
     if not run_dirs:
         raise InputError("give at least one run directory")
+    check_outputs(run_dirs, csv_path, plot, force=force)
     evaluations, rows = {}, []
     for run_dir in run_dirs:
         result = read_evaluation(run_dir)
@@ -43,6 +50,10 @@ def compare(run_dirs) -> tuple[list[dict], dict[str, dict], list[str]]:
              for key, what in (("dataset", "dataset"), ("split", "split"), ("confidence", "confidence"),
                                ("calibrated", "calibration"))
              if len({str(r.get(key)) for r in evaluations.values()}) > 1]
+    if csv_path is not None:
+        atomic_write_text(csv_path, csv_text(rows))
+    if plot is not None:
+        plot_curves(evaluations, plot)
     return rows, evaluations, notes
 
 

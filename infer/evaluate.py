@@ -15,12 +15,14 @@ from pathlib import Path
 
 import torch
 
+from hier import runs
+from hier.backbones.device import pick_device
 from hier.core.errors import InputError
 from hier.core.files import atomic_write_text
 from hier.core.progress import Progress
 from hier.data.readers import read_dataset
-from hier.heads.tree import TreeTensors
-from hier.infer.calibration import answer_rule, decode_rule
+from hier.infer.answer import answer_rule, decode, decode_rule, preference
+from hier.infer.curve import at_confidence, curve_area, operating_curve, recall_at_correct
 from hier.infer.plots import check_plot_path, plot_curves
 from hier.infer.scoring import (
     dataset_of,
@@ -30,18 +32,9 @@ from hier.infer.scoring import (
 )
 from hier.metrics import hierarchical as metrics
 from hier.metrics.bounds import DELTA, clopper_pearson_upper
-from hier.metrics.decode import (
-    at_confidence,
-    curve_area,
-    decode,
-    operating_curve,
-    preference,
-    recall_at_correct,
-    top_leaves,
-)
+from hier.metrics.correctness import top_leaves
 from hier.taxo import Taxonomy
-from hier.train import runs
-from hier.train.device import pick_device
+from hier.tree import TreeTensors
 
 STANDARD_LEVELS = (0.8, 0.9, 0.95)  # the levels every evaluation also reports, for comparisons
 CURVE_POINTS = 400  # operating-curve points kept in evaluation.json (its area is computed on all of them)

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import torch
 
+from hier import runs
+from hier.backbones.device import pick_device
 from hier.core.errors import InputError
 from hier.core.figures import pyplot, save_figure
-from hier.heads.tree import TreeTensors
-from hier.infer.calibration import answer_rule, decode_rule
+from hier.data.images import load_image
+from hier.infer.answer import answer_rule, decode, decode_rule, preference
+from hier.infer.plots import check_plot_path
 from hier.infer.scoring import score_batches, unreadable_reason
-from hier.metrics.decode import decode, preference
-from hier.train import runs
-from hier.train.device import pick_device
+from hier.tree import TreeTensors
 
 
 @dataclass
@@ -30,13 +31,17 @@ class AnswerPath:
     ids: list[str]
     probabilities: list[float]  # of each node on the path
     answers: dict[float, tuple[str, float]]  # asked confidence -> (id of the node answered, its probability)
+    answer_names: dict[str, str]  # id -> name of each node answered (below 0.5 it may be off the path)
     calibrated: bool
 
 
 @torch.no_grad()
 def answer_path(run_dir, image: Path, levels: list[float], *, use_calibration: bool = True,
-                device: str = "cpu") -> AnswerPath:
-    """The answers of the run for ``image`` at each confidence of ``levels``, and the path they lie on."""
+                device: str = "cpu", plot: Path | None = None, force: bool = False) -> AnswerPath:
+    """The answers of the run for ``image`` at each confidence of ``levels``, and the path they lie on;
+    drawn to ``plot`` beside the image when given (``hier explain``)."""
+    if plot is not None:
+        check_plot_path(plot, force=force, inputs=[image, *runs.run_files(run_dir)])
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
     batches = list(score_batches(model, [Path(image)], config, device, batch_size=1, workers=0))
@@ -54,9 +59,13 @@ def answer_path(run_dir, image: Path, levels: list[float], *, use_calibration: b
         answers[level] = (taxonomy.ids[node], float(probs[node]))
     leaf = int(taxonomy.leaves[probs[taxonomy.leaves].argmax()])
     path = [int(i) for i in taxonomy.lineage(leaf)]
-    return AnswerPath(Path(image), [taxonomy.names[i] for i in path], [taxonomy.ids[i] for i in path],
-                      [float(probs[i]) for i in path], answers,
-                      calibrated=any(rule.calibrated for rule in rules.values()))
+    result = AnswerPath(Path(image), [taxonomy.names[i] for i in path], [taxonomy.ids[i] for i in path],
+                        [float(probs[i]) for i in path], answers,
+                        {node: taxonomy.names[taxonomy.index(node)] for node, _ in answers.values()},
+                        calibrated=any(rule.calibrated for rule in rules.values()))
+    if plot is not None:
+        plot_answer_path(result, plot, photo=load_image(image).permute(1, 2, 0).numpy())
+    return result
 
 
 def plot_answer_path(result: AnswerPath, out: Path, *, photo=None) -> None:

@@ -16,26 +16,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from hier import runs
+from hier.backbones.device import pick_device
 from hier.core.errors import InputError
 from hier.core.files import check_output_file
 from hier.core.progress import Progress
 from hier.core.tables import read_table
 from hier.data.readers import IMAGE_SUFFIXES, PATH_COLUMNS, TABLE_SUFFIXES, images_under, read_dataset
-from hier.heads.tree import TreeTensors
-from hier.infer.calibration import AnswerRule, decode_rule
+from hier.infer.answer import AnswerRule, answer_batch, decode_rule, preference
 from hier.infer.scoring import score_batches, unreadable_reason
 from hier.infer.writers import (
     NodeText,
     open_writer,
     output_format,
 )
-from hier.metrics.decode import decode, preference, top_leaves
-from hier.train import runs
-from hier.train.device import pick_device
-
-
+from hier.tree import TreeTensors
 
 # ---- inputs -------------------------------------------------------------------------------------
 
@@ -140,17 +135,3 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], rule: AnswerRule, *, o
                     writer.write(paths[i], None, float("nan"), [], unreadable_reason(paths[i]))
     return PredictSummary(len(paths), unreadable, out, time.perf_counter() - started,
                           dict(sorted(depth_counts.items())))
-
-
-@torch.no_grad()
-def answer_batch(model, scores: torch.Tensor, readable: torch.Tensor, rule: AnswerRule, tree: TreeTensors,
-                 top_k: int, rank: torch.Tensor | None = None) -> dict[int, tuple[int, float, list[tuple[int, float]]]]:
-    """Per readable sample index of a batch: (node answered, its probability, [(leaf, probability)] of the
-    top_k most probable leaves)."""
-    probs = model.node_probabilities(scores / rule.temperature)
-    chosen = decode(probs, rule.threshold, tree.depth, rank)
-    confidence = probs.gather(1, chosen[:, None])[:, 0]
-    top = top_leaves(probs, tree, top_k) if top_k else chosen.new_empty(len(chosen), 0)
-    top_p = probs.gather(1, top)
-    return {i: (node, p, list(zip(leaves, leaf_p))) for i, node, p, leaves, leaf_p
-            in zip(readable.tolist(), chosen.tolist(), confidence.tolist(), top.tolist(), top_p.tolist())}

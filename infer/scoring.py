@@ -12,16 +12,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hier import runs
+from hier.backbones.device import as_input, autocast
 from hier.core.errors import InputError
 from hier.core.progress import Progress
-from hier.data.images import ImageDataset, UnreadableImage, collate_skipping, load_image, loader_workers
+from hier.data.images import (
+    ImageDataset,
+    UnreadableImage,
+    collate_skipping,
+    image_transform,
+    load_image,
+    loader_workers,
+)
 from hier.data.labels import resolve_labels
 from hier.data.readers import Dataset, Sample, read_dataset
 from hier.data.splits import CALIBRATION, saved_split
 from hier.taxo import Taxonomy
-from hier.train import runs
-from hier.train.device import as_input, autocast
-from hier.train.model import image_transform
 
 
 def score_batches(model, paths: Sequence[Path], config: dict, device: torch.device, *,

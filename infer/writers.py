@@ -10,14 +10,13 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
 from hier.core.errors import InputError
-from hier.core.files import atomic_open
+from hier.core.files import atomic_open, output_lock
 from hier.taxo import Taxonomy, ecotaxa
 
 COLUMNS = ("path", "node_id", "node_name", "depth", "confidence", "path_ids", "error")
@@ -27,7 +26,6 @@ ECOTAXA_COLUMNS = ("img_file_name", "object_id", "object_annotation_category", "
                    "object_annotation_status", "object_hier_node_id", "object_hier_depth", "object_hier_confidence")
 ECOTAXA_NUMBERS = ("object_hier_depth", "object_hier_confidence")
 BOM = "\ufeff"
-LOCK_GRACE_S = 10  # a lock file younger than this without a process id is being written
 PLACEHOLDER_ROOT = "root"  # the id Taxonomy.from_paths and the synthetic benchmark give an added root
 
 
@@ -193,52 +191,6 @@ def open_writer(fmt: str, out: Path | None, top_k: int, nodes: NodeText, paths: 
             stream.flush()
         finally:
             stream.detach()  # atomic_open closes the file
-
-
-@contextlib.contextmanager
-def output_lock(out: Path):
-    """``.NAME.lock`` beside ``out`` while it is written, holding this process's id; a lock whose process
-    is gone (killed) is taken over."""
-    lock = out.with_name(f".{out.name}.lock")
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = _lock_owner(lock)
-            if owner is not None:
-                raise InputError(f"another command (process {owner}) is writing this file now; wait for it, "
-                                 "or choose another output", path=out) from None
-            lock.unlink(missing_ok=True)  # its process is gone
-            continue
-        except OSError as e:
-            raise InputError(f"cannot write beside the output ({e.strerror})", path=out) from None
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        break
-    else:
-        raise InputError("another command is writing this file now", path=out)
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _lock_owner(lock: Path) -> int | None:
-    """The process holding ``lock``; None when it no longer runs. A lock still without its process id
-    (being written this instant) counts as held for a few seconds."""
-    try:
-        text = lock.read_text().strip()
-        pid = int(text) if text else None
-        if pid is None:
-            return -1 if time.time() - lock.stat().st_mtime < LOCK_GRACE_S else None
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:  # it runs, under another user
-        return pid
-    except (ValueError, OSError):
-        return None
-    return pid
 
 
 def output_format(out: Path | None, fmt: str | None) -> str:

@@ -1,6 +1,6 @@
 """Hierarchical metrics over node probabilities [N, num_nodes] and target node indices [N].
 
-Correctness is that of :mod:`hier.metrics.decode` (an ancestor of the target counts, and so does a
+Correctness is that of :mod:`hier.metrics.correctness` (an ancestor of the target counts, and so does a
 node below an inner-node target). Definitions follow Kiritchenko et al. 2005 (hierarchical P/R/F1)
 and Bertinetto et al. 2020 (mistake severity, hierarchical distance @k); docs/confidence.md states
 each one.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from hier.heads.tree import TreeTensors
-from hier.metrics.decode import is_correct, top_leaves
+from hier.metrics.correctness import is_correct, top_leaves
+from hier.tree import TreeTensors
 
 # ---- leaf (top-1) metrics ----------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from .registry import Registry, RegistryConflict
 
 # Built-in modules register through the same hooks as third-party ones. Their top level stays
 # torch-free; the hook bodies import what they register.
-BUILTIN_PLUGINS = ("hier.taxo.sources", "hier.heads.plugin", "hier.train.backbones")
+BUILTIN_PLUGINS = ("hier.taxo.sources", "hier.heads.plugin", "hier.losses.plugin", "hier.backbones.plugin")
 KINDS = ("heads", "losses", "backbones", "taxonomy_sources")
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hier.train.config import resolve_config
+from hier.runs.config import resolve_config
 from hier.train.fit import fit
 
 TINY = ["--backbone", "smallcnn", "--epochs", "1", "--image-size", "32", "--batch-size", "32", "--set", "backbone_options.width=8",
@@ -310,8 +310,8 @@ def test_decompression_bomb_is_refused_in_predictions(world, run_cli, tmp_path):
 
 
 def test_malicious_checkpoint_never_runs(world, tmp_path):
+    from hier.runs import load_checkpoint
     from hier.taxo import InputError
-    from hier.train.runs import load_checkpoint
 
     Path(MARKER).unlink(missing_ok=True)
     path = tmp_path / "evil.pt"
@@ -347,7 +347,7 @@ def test_force_replaces_only_the_commands_own_output(run_cli, synth_dataset, tmp
 
 def _calibrated_copy(world, tmp_path: Path, **changes) -> Path:
     """A copy of the run with a calibration.json for its weights, some fields changed."""
-    from hier.infer.calibration import Calibration, weights_digest
+    from hier.runs.calibration import Calibration, weights_digest
 
     run = Path(shutil.copytree(world["run"], tmp_path / "run"))
     table = [{"level": 0.5, "threshold": 0.4, "correct": 0.9, "lower_bound": 0.8, "mean_depth": 2.0,

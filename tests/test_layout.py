@@ -12,16 +12,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Each folder and the folders it may import (docs/DESIGN.md draws the same picture).
+LOWER = {"core", "plugins", "taxo", "tree", "data"}
+MODELS = {"backbones", "heads", "losses", "metrics"}
 ALLOWED = {
     "core": set(),
     "plugins": {"core"},
     "taxo": {"core", "plugins"},
-    "heads": {"core", "plugins", "taxo"},
-    "metrics": {"core", "heads", "taxo"},
+    "tree": {"core", "taxo"},
     "data": {"core", "taxo"},
-    "train": {"core", "plugins", "taxo", "heads", "metrics", "data"},
-    "infer": {"core", "plugins", "taxo", "heads", "metrics", "data", "train"},
-    "cli": {"core", "plugins", "taxo", "heads", "metrics", "data", "train", "infer"},
+    "backbones": {"core", "plugins", "data"},
+    "heads": {"core", "plugins", "taxo", "tree"},
+    "losses": {"core", "plugins", "taxo", "tree"},
+    "metrics": {"core", "taxo", "tree"},
+    "runs": LOWER | MODELS,
+    "train": LOWER | MODELS | {"runs"},
+    "infer": LOWER | MODELS | {"runs", "train"},
+    "cli": LOWER | MODELS | {"runs", "train", "infer"},
 }
 TORCH_FREE = ("core", "taxo")
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 60
@@ -99,6 +105,26 @@ def test_torch_free_folders_never_import_torch(top):
     assert not static, f"{top} imports torch in: {', '.join(static)}"
     names = [n for n in MODULES if folder(n) == top]
     code = f"import sys; import {', '.join(names)}; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+
+
+def test_the_built_in_plugins_are_the_one_list_the_manager_loads():
+    """The manager imports these modules by name (an edge no import statement shows): each is a module of a
+    folder that may import the hooks, together they are every module of hier that implements a hook, and
+    importing them (as every command does) leaves torch out."""
+    from hier.plugins.manager import BUILTIN_PLUGINS
+
+    unknown = [m for m in BUILTIN_PLUGINS if m not in MODULES]
+    assert not unknown, f"BUILTIN_PLUGINS names modules that do not exist: {unknown}"
+    misplaced = [m for m in BUILTIN_PLUGINS if "plugins" not in ALLOWED[folder(m)]]
+    assert not misplaced, f"built-in plugins in folders that may not import hier.plugins: {misplaced}"
+    implementing = {name for name, path in MODULES.items() if "@hookimpl" in path.read_text()
+                    and folder(name) != "plugins"}
+    assert implementing == set(BUILTIN_PLUGINS), (
+        f"modules implementing hooks but not listed: {sorted(implementing - set(BUILTIN_PLUGINS))}; "
+        f"listed but implementing none: {sorted(set(BUILTIN_PLUGINS) - implementing)}")
+    code = f"import sys; import {', '.join(BUILTIN_PLUGINS)}; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hier.train import runs
+from hier import runs
 from hier.train.epoch import TrainState
 
 

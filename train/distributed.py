@@ -10,6 +10,8 @@ import os
 import torch
 import torch.distributed as td
 
+from hier.backbones.device import local_rank
+
 
 def world_size() -> int:
     return td.get_world_size() if td.is_available() and td.is_initialized() else 1
@@ -17,10 +19,6 @@ def world_size() -> int:
 
 def rank() -> int:
     return td.get_rank() if td.is_available() and td.is_initialized() else 0
-
-
-def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", 0))
 
 
 def is_main() -> bool:

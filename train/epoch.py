@@ -9,16 +9,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hier.backbones.device import as_input, autocast
 from hier.core.interrupts import check_interrupt
 from hier.core.progress import Progress
 from hier.data.images import ImageDataset, collate_skipping, loader_workers
-from hier.heads.tree import TreeTensors
 from hier.metrics import hierarchical as metrics
+from hier.runs.model import HierNet
 from hier.taxo import Taxonomy
 from hier.train import distributed as dist
 from hier.train.batches import Batches, epoch_batches, local_part
-from hier.train.device import as_input, autocast
-from hier.train.model import HierNet
+from hier.tree import TreeTensors
 
 
 class Step(nn.Module):

@@ -9,14 +9,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hier import runs
+from hier.backbones.device import as_input, autocast
 from hier.core.errors import InputError
 from hier.core.interrupts import check_interrupt
 from hier.core.progress import Progress
 from hier.data.images import ImageDataset, collate_skipping, loader_workers
+from hier.runs.model import backbone_is_frozen
 from hier.train import distributed as dist
-from hier.train import runs
-from hier.train.device import as_input, autocast
-from hier.train.model import backbone_is_frozen
 
 
 def use_feature_cache(config: dict) -> bool:

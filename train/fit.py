@@ -16,33 +16,33 @@ from pathlib import Path
 
 import torch
 
-from hier.core.errors import HierError, InputError
-from hier.core.files import atomic_write_text
+from hier import runs
+from hier.backbones.device import pick_device
+from hier.core.errors import HierError, InputError, first_line
+from hier.core.files import atomic_write_text, remove_stale_temporaries_below
 from hier.core.interrupts import catching_interrupts, check_interrupt
 from hier.core.progress import Progress
-from hier.data.images import ImageDataset
+from hier.data.images import ImageDataset, image_transform
 from hier.data.labels import resolve_labels, targets
+from hier.data.own_taxonomy import dataset_taxonomy
 from hier.data.readers import read_dataset
 from hier.data.splits import training_parts
-from hier.heads.tree import TreeTensors
-from hier.taxo import Taxonomy
-from hier.train import distributed as dist
-from hier.train import runs
-from hier.train.batches import balanced_weights, epoch_batches, val_batches
-from hier.train.checkpoint import finish, restore, save_best, save_last
-from hier.train.config import changed_keys
-from hier.train.device import pick_device
-from hier.train.epoch import Step, TrainState, epoch_line, run_epoch
-from hier.train.features import cached_features, use_feature_cache
-from hier.train.model import (
+from hier.runs.config import changed_keys
+from hier.runs.model import (
     PREPROCESS_KEYS,
     HierNet,
     backbone_is_frozen,
     build_model,
-    image_transform,
     with_preprocessing,
 )
+from hier.taxo import Taxonomy
+from hier.train import distributed as dist
+from hier.train.batches import balanced_weights, epoch_batches, val_batches
+from hier.train.checkpoint import finish, restore, save_best, save_last
+from hier.train.epoch import Step, TrainState, epoch_line, run_epoch
+from hier.train.features import cached_features, use_feature_cache
 from hier.train.optim import make_optimizer, make_schedule
+from hier.tree import TreeTensors
 
 HIGHER_IS_BETTER = {"val_leaf_accuracy": True, "val_hierarchical_f1": True, "val_loss": False,
                     "val_mistake_severity": False}
@@ -74,8 +74,10 @@ def load_splits(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path, *
 
 def fit(dataset_path, taxonomy: str | os.PathLike | Taxonomy | None, config: dict, run_dir: str | Path, *,
         resume: bool = False, force: bool = False, console=None) -> Path:
-    """Train and return the run directory. ``taxonomy``: a file or a built one (None with ``resume``: the
-    run's own). With ``resume``, continue ``run_dir`` from its last checkpoint."""
+    """Train and return the run directory. ``taxonomy``: a file or a built one; None: the run's own with
+    ``resume``, else the dataset's own (``hier.data.own_taxonomy``: its taxonomy.json, an EcoTaxa export's
+    lineages, or WordNet's tree of wnid folders), said on ``console``. With ``resume``, continue ``run_dir``
+    from its last checkpoint."""
     run_dir = Path(run_dir)
     config = {**config, "dataset": os.path.abspath(dataset_path)}  # as the dataset readers and split.json write paths
     dist.setup()
@@ -83,6 +85,10 @@ def fit(dataset_path, taxonomy: str | os.PathLike | Taxonomy | None, config: dic
         if resume:
             checkpoint, taxonomy, config = _resumed(run_dir, config)
         else:
+            if taxonomy is None:
+                taxonomy, origin = dataset_taxonomy(dataset_path)
+                if console is not None and dist.is_main():
+                    console.print(f"taxonomy: {origin}")
             if not isinstance(taxonomy, Taxonomy):
                 runs.check_outside(run_dir, dataset_path, taxonomy)
                 taxonomy = Taxonomy.load(taxonomy)
@@ -115,8 +121,7 @@ def _resumed(run_dir: Path, config: dict) -> tuple[dict, Taxonomy, dict]:
         raise InputError(f"--resume keeps the run's settings; changed: {', '.join(changed)} "
                          "(only epochs may change)", path=run_dir)
     checkpoint = runs.load_checkpoint(run_dir / runs.LAST)
-    for stale in run_dir.rglob(".*.tmp"):  # left by a write that a kill interrupted
-        stale.unlink()
+    remove_stale_temporaries_below(run_dir)  # left by a write that a kill interrupted; a live writer keeps its own
     return checkpoint, Taxonomy.load(run_dir / runs.TAXONOMY), config
 
 
@@ -150,7 +155,7 @@ def check_image_size(backbone: torch.nn.Module, config: dict) -> None:
             backbone(torch.zeros(1, 3, size, size))
     except (RuntimeError, ValueError, AssertionError) as e:  # too small, or not the size a model was built for
         raise InputError(f"the backbone {config['backbone']!r} cannot take {size}-pixel images "
-                         f"({runs.first_line(e)})", where="image_size") from None
+                         f"({first_line(e)})", where="image_size") from None
     finally:
         backbone.train(was_training)
 

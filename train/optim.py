@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from hier.train.model import HierNet
+from hier.runs.model import HierNet
 
 
 def make_optimizer(model: HierNet, loss: nn.Module, config: dict) -> torch.optim.Optimizer:

@@ -84,3 +84,23 @@ def test_calibrate_and_evaluate_default_to_the_recorded_dataset(run_cli, run_cop
     for command in ("calibrate", "evaluate"):
         code, _, err = run_cli(command, run)
         assert code == 2 and f"give it: hier {command} RUN_DIR DATASET" in err
+
+
+def test_explain_shows_the_path_and_where_each_confidence_stops(run_cli, trained, tmp_path):
+    image = next((trained.data / "test").rglob("*.png"))
+    plot = tmp_path / "path.png"
+    code, out, err = run_cli("explain", trained.runs["classifier"], image, "-c", "0.99", "-c", "0.3", "-c", "0.6",
+                             "--plot", plot)
+    assert code == 0, err
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines() if line.count("│") == 4]
+    path = [row for row in rows if not row[0].endswith("(off the path)")]
+    probabilities = [float(row[1]) for row in path]  # root first, down the most probable path
+    assert probabilities[0] == 1 and probabilities == sorted(probabilities, reverse=True)
+    stops = {level: k for k, row in enumerate(rows) for level in row[2].split(", ") if level}
+    assert set(stops) == {"0.3", "0.99", "0.6"}  # each asked confidence answered once
+    assert stops["0.99"] <= stops["0.6"] < len(path)  # from 0.5 up, on the path; surer stops higher or as high
+    assert plot.stat().st_size > 0
+    code, _, err = run_cli("explain", trained.runs["classifier"], image, "--plot", plot)
+    assert code == 2 and "--force" in err  # the figure is the command's own output: replaced only with --force
+    code, _, err = run_cli("explain", trained.runs["classifier"], image, image)
+    assert code == 2 and "at most" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from hier.core.files import (
     read_json,
     read_text,
     remove_stale_temporaries,
+    remove_stale_temporaries_below,
 )
 
 
@@ -154,6 +156,31 @@ def test_stale_temporaries_of_gone_processes_are_removed_and_live_ones_kept(tmp_
     foreign.write_text("not ours")
     remove_stale_temporaries(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other_host.name, foreign.name])
+
+
+def test_stale_temporaries_below_a_folder_keep_live_writers_and_the_users_files(tmp_path):
+    """What ``hier fit --resume`` clears in a run: a killed writer's temporaries at any depth, nothing else."""
+    import subprocess
+    import sys
+
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)
+    (tmp_path / "checkpoints").mkdir()
+
+    def temporary(target: Path, pid: int) -> Path:
+        return target.with_name(_temporary_prefix(target).replace(f".{os.getpid()}-", f".{pid}-") + "r.tmp")
+
+    dead = [temporary(tmp_path / "checkpoints" / "last.pt", gone), temporary(tmp_path / "metrics.csv", gone)]
+    for path in dead:
+        path.write_text("half")
+    live = temporary(tmp_path / "checkpoints" / "best.pt", os.getpid())
+    live.write_text("being written")
+    mine = [tmp_path / ".notes.tmp", tmp_path / "checkpoints" / ".keep.tmp"]
+    for path in mine:
+        path.write_text("the user's")
+    remove_stale_temporaries_below(tmp_path)
+    assert not any(path.exists() for path in dead)
+    assert live.exists() and all(path.exists() for path in mine)
 
 
 def test_read_json_errors_name_the_file(tmp_path):

@@ -13,7 +13,8 @@ CAP_MIB = 1024  # a float N x N mask alone is 1,526 MiB at 20,000 nodes; the boo
 STEP = f"""
 import json, os, resource
 import numpy as np, torch
-from hier.metrics.decode import decode, operating_curve
+from hier.infer.answer import decode
+from hier.infer.curve import operating_curve
 from hier.metrics.hierarchical import summary
 from hier.plugins import create_head, create_loss, list_heads, list_losses
 from hier.taxo import Taxonomy

@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from hier.heads.tree import TreeTensors
+from hier import runs
+from hier.infer import answer
 from hier.infer import calibration as cal
+from hier.infer.curve import at_confidence, operating_curve
 from hier.infer.predict import predict
-from hier.metrics.decode import at_confidence, is_correct, operating_curve
+from hier.metrics.correctness import is_correct
+from hier.runs import calibration as calibration_file
 from hier.taxo import InputError, Taxonomy
-from hier.train import runs
+from hier.tree import TreeTensors
 
 ROOT, A, C, A1, A2, X, Y = range(7)
 LEAVES = torch.tensor([C, A1, X, Y])
@@ -116,9 +119,9 @@ def run_dir(tmp_path, taxonomy):
     return run
 
 
-def stored(run_dir, table) -> cal.Calibration:
-    calibration = cal.Calibration(temperature=1.7, delta=0.05, n=500, table=table,
-                                  weights_sha256=cal.weights_digest(run_dir), split="val")
+def stored(run_dir, table) -> calibration_file.Calibration:
+    calibration = calibration_file.Calibration(temperature=1.7, delta=0.05, n=500, table=table,
+                                            weights_sha256=calibration_file.weights_digest(run_dir), split="val")
     calibration.save(run_dir)
     return calibration
 
@@ -131,38 +134,38 @@ def entry(level, threshold):
 def test_answer_rule_maps_a_confidence_to_the_smallest_level_at_or_above_it(run_dir):
     stored(run_dir, [entry(0.89, 0.61), entry(0.9, 0.7), entry(0.91, 0.75), entry(0.92, None)])
     assert json.loads((run_dir / "calibration.json").read_text())["format"] == "hier-calibration"
-    d = cal.answer_rule(run_dir, 0.9)
+    d = answer.answer_rule(run_dir, 0.9)
     assert (d.calibrated, d.level, d.threshold, d.temperature) == (True, 0.9, 0.7, 1.7)
-    assert cal.answer_rule(run_dir, 0.905).threshold == 0.75  # conservative: the next level up
+    assert answer.answer_rule(run_dir, 0.905).threshold == 0.75  # conservative: the next level up
     assert "calibration.json" in d.describe() and "0.700" in d.describe()
     with pytest.raises(InputError, match="cannot certify confidence 0.92"):
-        cal.answer_rule(run_dir, 0.915)
+        answer.answer_rule(run_dir, 0.915)
     with pytest.raises(InputError, match="stops at confidence 0.92"):
-        cal.answer_rule(run_dir, 0.95)
-    plain = cal.answer_rule(run_dir, 0.9, use_calibration=False)
+        answer.answer_rule(run_dir, 0.95)
+    plain = answer.answer_rule(run_dir, 0.9, use_calibration=False)
     assert (plain.calibrated, plain.threshold, plain.temperature) == (False, 0.9, 1.0)
 
 
 def test_answer_rule_without_calibration_and_bad_confidences(run_dir):
-    d = cal.answer_rule(run_dir, 0.8)
+    d = answer.answer_rule(run_dir, 0.8)
     assert (d.calibrated, d.threshold, d.temperature) == (False, 0.8, 1.0) and "uncalibrated" in d.describe()
     for bad in (0.0, -0.1, 1.01):
         with pytest.raises(InputError, match="--confidence must be in"):
-            cal.answer_rule(run_dir, bad)
-    assert cal.answer_rule(run_dir, 1.0).threshold == 1.0
+            answer.answer_rule(run_dir, bad)
+    assert answer.answer_rule(run_dir, 1.0).threshold == 1.0
 
 
 def test_calibration_of_other_weights_is_refused(run_dir):
     stored(run_dir, [entry(0.9, 0.7)])
     (run_dir / "model.safetensors").write_bytes(b"retrained")
     with pytest.raises(InputError, match="other weights"):
-        cal.answer_rule(run_dir, 0.9)
+        answer.answer_rule(run_dir, 0.9)
 
 
 def test_unreadable_calibration_file(run_dir):
     (run_dir / "calibration.json").write_text("{}")
     with pytest.raises(InputError, match="not a readable calibration file"):
-        cal.answer_rule(run_dir, 0.9)
+        answer.answer_rule(run_dir, 0.9)
 
 
 # ---- end to end ---------------------------------------------------------------------------------
@@ -183,7 +186,7 @@ def test_calibrate_then_predict_uses_the_table(trained, run_copy, tmp_path):
     assert stored["table"] == calibration.table and stored["delta"] == 0.05
     level = calibration.highest_certified
     assert level is not None  # the threshold 1.000 answers the root: always correct
-    rule = cal.answer_rule(run, level)
+    rule = answer.answer_rule(run, level)
     assert rule.calibrated and rule.threshold == calibration.entry(level)["threshold"]
     out = tmp_path / "p.csv"
     predict(run, val, rule, out=out, progress=False)

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from hier.heads.tree import TreeTensors
+from hier import runs
 from hier.infer import evaluate as evaluation
-from hier.metrics.decode import at_confidence, curve_area, operating_curve
+from hier.infer.curve import at_confidence, curve_area, operating_curve
 from hier.taxo import InputError
-from hier.train import runs
+from hier.tree import TreeTensors
 
 
 def test_evaluate_writes_every_metric_and_the_plot(trained, run_copy, tmp_path):

@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from hier import runs
 from hier.data.images import build_transform, load_image
-from hier.heads.tree import TreeTensors
 from hier.infer import predict as inference
 from hier.infer import writers
-from hier.infer.calibration import answer_rule
-from hier.metrics.decode import decode
+from hier.infer.answer import answer_rule, decode
 from hier.taxo import InputError
-from hier.train import runs
+from hier.tree import TreeTensors
 
 
 def sample_images(trained, count=5) -> list[Path]:

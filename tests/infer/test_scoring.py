@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from hier import runs
 from hier.infer.scoring import held_out_split
 from hier.taxo import InputError
-from hier.train import runs
 
 
 def test_held_out_split(trained, tmp_path):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from hier.core.files import output_lock
 from hier.infer import predict as inference
 from hier.infer import writers
-from hier.infer.calibration import answer_rule
+from hier.infer.answer import answer_rule
 from hier.taxo import InputError
 
 # EcoTaxa's annotation states (DB/Object.py classif_qual_revert) and its table prefixes (BO/Mappings.py)
@@ -150,11 +151,11 @@ def test_an_output_being_written_is_locked(tmp_path):
     try:
         (tmp_path / ".p.csv.lock").write_text(str(holder.pid))
         with pytest.raises(InputError, match=f"another command \\(process {holder.pid}\\) is writing this file"), \
-                writers.output_lock(out):
+                output_lock(out):
             pass
     finally:
         holder.kill()
         holder.wait()
-    with writers.output_lock(out):  # its process is gone: the stale lock is taken over, then removed
+    with output_lock(out):  # its process is gone: the stale lock is taken over, then removed
         assert (tmp_path / ".p.csv.lock").read_text() == str(os.getpid())
     assert not (tmp_path / ".p.csv.lock").exists()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hier.metrics import hierarchical as M
-from hier.metrics.decode import top_leaves
+from hier.metrics.correctness import top_leaves
 
 ROOT, A, C, A1, A2, X, Y = range(7)  # the node order of the conftest tree
 I_A = math.log2(4 / 3)
@@ -145,8 +145,8 @@ def test_hierarchical_prf_agrees_with_hiclass(seed):
     """hiclass.metrics as an oracle, on random trees: labels anywhere, predictions anywhere but below
     an inner-node label (hiclass knows no unknown nodes), sets as root paths without the root."""
     hiclass_metrics = pytest.importorskip("hiclass.metrics")
-    from hier.heads.tree import TreeTensors
     from hier.taxo import Taxonomy
+    from hier.tree import TreeTensors
 
     rng = np.random.default_rng(seed)
     size = int(rng.integers(2, 60))

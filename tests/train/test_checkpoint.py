@@ -2,7 +2,7 @@
 
 import torch
 
-from hier.train import runs
+from hier import runs
 from hier.train.checkpoint import finish, restore, save_best, save_last
 from hier.train.epoch import train_epoch
 

@@ -9,9 +9,9 @@ import sys
 import pytest
 import torch
 
+from hier import runs
+from hier.runs.config import resolve_config
 from hier.taxo import InputError
-from hier.train import runs
-from hier.train.config import resolve_config
 from hier.train.fit import fit
 
 TIMING = ("seconds", "images_per_s")

@@ -2,7 +2,7 @@
 """Cross-entropy against a smoothed target: 1 - eps over the leaves the target allows, eps over all."""
 
 from hier.core.errors import InputError
-from hier.heads.base import Loss
+from hier.losses.base import Loss
 
 
 class LabelSmoothing(Loss):
