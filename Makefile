@@ -5,12 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 WORDNET_DB := /usr/share/wordnet/data.noun
 
-.PHONY: demo test bench wordnet install clean
+.PHONY: demo test bench wordnet browser install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# constraints.txt pins the tested torch and torchvision; pip takes them from the machine's wheel cache when it has them
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,openvino,onnx]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,7 +22,14 @@ wordnet:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base wordnet-sense-index >/dev/null; \
 	fi
 
-test: $(STAMP) wordnet
+# Debian's chromium for the report's browser test; only when missing and root (elsewhere the test is skipped).
+browser:
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium (the report page's browser test)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: $(STAMP) wordnet browser
 	$(PY) -m pytest
 
 demo: $(STAMP)

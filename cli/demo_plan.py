@@ -22,7 +22,8 @@ from hier.core.errors import InputError
 
 RANKS = "kingdom,phylum,class,order,family,genus,species"  # the WoRMS rank columns of the sample's taxonomy.csv
 # What a demo writes into its folder: what --force may replace.
-DEMO_FILES = frozenset({"data", "taxonomy.json", "run", "sample", "sure.csv", "bold.csv", "curve.png"})
+DEMO_FILES = frozenset({"data", "taxonomy.json", "run", "sample", "sure.csv", "bold.csv", "curve.png",
+                        "report.html"})
 CONFIDENCES = (0.9, 0.5)
 
 
@@ -42,6 +43,7 @@ class Demo:
     sure: Path  # predictions at CONFIDENCES[0]
     bold: Path  # and at CONFIDENCES[1]
     curve: Path
+    report: Path  # the page to look through: galleries per answer, mistakes, the tree
 
 
 def vendored_sample() -> Path:
@@ -89,7 +91,7 @@ def real_demo(out: Path, *, head: str, epochs: int, classes: int | None = None, 
     ``classes`` and ``image_size`` (default: fit's) make a smaller, faster demo."""
     data, taxonomy, run, sample = out / "data", out / "taxonomy.json", out / "run", out / "sample"
     names = chosen_classes(classes)
-    demo = Demo([], run, data / "images", out / "sure.csv", out / "bold.csv", out / "curve.png")
+    demo = Demo([], run, data / "images", out / "sure.csv", out / "bold.csv", out / "curve.png", out / "report.html")
     demo.steps = [
         Step(
             "1. real plankton (EcoTaxa crops, Apache-2.0): its taxonomy from the WoRMS lineage CSV",
@@ -122,6 +124,8 @@ def real_demo(out: Path, *, head: str, epochs: int, classes: int | None = None, 
             "6. evaluate on the test split, with the operating curve",
             ["evaluate", run, "--confidence", CONFIDENCES[0], "--plot", demo.curve],
         ),
+        Step("7. look through the answers: one page with galleries, mistakes and the tree (open it in a browser)",
+             ["report", run, "--confidence", CONFIDENCES[0], "-o", demo.report]),
     ]
     return demo
 
@@ -129,7 +133,7 @@ def real_demo(out: Path, *, head: str, epochs: int, classes: int | None = None, 
 def synthetic_demo(out: Path, *, head: str, epochs: int, images: int) -> Demo:
     """The synthetic benchmark: shapes whose look follows the taxonomy, 3 species held out of it."""
     data, run, sample = out / "data", out / "run", out / "sample"
-    demo = Demo([], run, data, out / "sure.csv", out / "bold.csv", out / "curve.png")
+    demo = Demo([], run, data, out / "sure.csv", out / "bold.csv", out / "curve.png", out / "report.html")
     demo.steps = [
         Step(
             "1. a synthetic plankton benchmark whose images carry the taxonomy in their pixels",
@@ -161,6 +165,8 @@ def synthetic_demo(out: Path, *, head: str, epochs: int, images: int) -> Demo:
             "6. evaluate on the test split, with unseen species and the operating curve",
             ["evaluate", run, data, "--confidence", CONFIDENCES[0], "--plot", demo.curve],
         ),
+        Step("7. look through the answers: one page with galleries, mistakes and the tree (open it in a browser)",
+             ["report", run, data, "--confidence", CONFIDENCES[0], "-o", demo.report]),
     ]
     return demo
 

@@ -26,6 +26,11 @@ SHOWN_METRICS = ("leaf_accuracy", "leaf_top5_accuracy", "balanced_accuracy", "hi
 _DEVICE = typer.Option("auto", help="auto, cpu or cuda.")
 _BATCH = typer.Option(None, "--batch-size", min=1, help="Images per batch (default: the run's).")
 _WORKERS = typer.Option(None, min=0, help="Image-loading processes (default: the run's).")
+_TTA = typer.Option(None, "--tta/--no-tta", help="Answer from the mean features of each image's 8 dihedral views "
+                                                 "(default: the run's tta setting); calibrate with the same.")
+_RUNTIME = typer.Option(None, "--runtime", help="Where the backbone runs on the CPU: auto (OpenVINO, else ONNX "
+                                               "Runtime, else torch), torch, onnxruntime or openvino (default: "
+                                               "the run's).")
 _UNCALIBRATED = typer.Option(False, "--uncalibrated", help="Ignore calibration.json: threshold = confidence.")
 _RUN = typer.Option(None, "--run", help="The run to use: a run directory or a built-in run (see `hier runs`); "
                                         "default: the first argument when it is one, else the newest under ./runs.")
@@ -45,6 +50,15 @@ def _confidence(value: float) -> float:
     from hier.infer.answer import check_confidence
 
     check_confidence(value)
+    return value
+
+
+def _runtime(value: str | None) -> str | None:
+    """--runtime checked before any work: a known runtime, installed."""
+    if value is not None:
+        from hier.backbones.runtime import resolve_runtime
+
+        resolve_runtime(value)
     return value
 
 
@@ -68,6 +82,8 @@ def calibrate(
     device: str = _DEVICE,
     batch_size: Optional[int] = _BATCH,
     workers: Optional[int] = _WORKERS,
+    runtime: Optional[str] = _RUNTIME,
+    tta: Optional[bool] = _TTA,
 ):
     """Fit a temperature and a confidence table on held-out images; stored in RUN_DIR/calibration.json.
 
@@ -81,7 +97,7 @@ def calibrate(
     choice = _choose(arguments or [], run, most=1)
     run_dir, dataset = choice.run_dir, (choice.sources or [None])[0]
     calibration = run_calibrate(run_dir, dataset, split=split, device=device, batch_size=batch_size,
-                                workers=workers, console=console)
+                                workers=workers, runtime=_runtime(runtime), tta=tta, console=console)
     out = Console()
     out.print(f"temperature {calibration.temperature:.4f} (node BCE {calibration.loss_before:.4f} -> "
               f"{calibration.loss_after:.4f}) on {calibration.temperature_n} {calibration.temperature_split} images; "
@@ -114,6 +130,8 @@ def predict(
     device: str = _DEVICE,
     batch_size: Optional[int] = _BATCH,
     workers: Optional[int] = _WORKERS,
+    runtime: Optional[str] = _RUNTIME,
+    tta: Optional[bool] = _TTA,
 ):
     """Answer with the deepest taxonomy node the model is sure of, for every image.
 
@@ -134,7 +152,7 @@ def predict(
     run_dir, images = choice.run_dir, choice.sources
     rule = answer_rule(run_dir, level, use_calibration=not uncalibrated)
     summary = run_predict(run_dir, images, rule, out=out, fmt=fmt, top_k=top_k, force=force, device=device,
-                          batch_size=batch_size, workers=workers, console=console)
+                          batch_size=batch_size, workers=workers, runtime=_runtime(runtime), tta=tta, console=console)
     depths = ", ".join(f"depth {d}: {n}" for d, n in summary.depth_counts.items())
     console.print(f"{summary.images} images in {summary.seconds:.1f} s ({depths})"
                   + (f"; {summary.unreadable} unreadable (see the error column)" if summary.unreadable else "")
@@ -159,6 +177,8 @@ def evaluate(
     device: str = _DEVICE,
     batch_size: Optional[int] = _BATCH,
     workers: Optional[int] = _WORKERS,
+    runtime: Optional[str] = _RUNTIME,
+    tta: Optional[bool] = _TTA,
 ):
     """Hierarchical metrics, the operating curve and calibration error on a split; also RUN_DIR/evaluation.json.
 
@@ -171,6 +191,7 @@ def evaluate(
     run_dir, dataset = choice.run_dir, (choice.sources or [None])[0]
     result = run_evaluate(run_dir, dataset, confidence=level, split=split, unseen=unseen,
                           use_calibration=not uncalibrated, device=device, batch_size=batch_size, workers=workers,
+                          runtime=_runtime(runtime), tta=tta,
                           plot=plot, force=force, console=console)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
@@ -273,3 +294,25 @@ def explain(
     Console().print(table)
     if plot is not None:
         console.print(f"figure written to {plot}")
+
+
+def export(
+    arguments: List[Path] = typer.Argument(None, metavar="[RUN]",
+                                           help="A run (default: the newest under ./runs, else the built-in "
+                                                "imagenet-lite0)."),
+    run: Optional[Path] = _RUN,
+    out: Path = typer.Option(..., "--out", "-o", help="model.onnx, or model.xml (OpenVINO, with model.bin beside)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="onnx or openvino (default: from the suffix)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing export."),
+):
+    """The run as one graph, images -> node probabilities (temperature included), for ONNX Runtime or OpenVINO
+    without hier; the taxonomy, preprocessing and calibrated thresholds in its metadata (docs/export.md).
+
+    Example: hier export runs/demo -o model.onnx
+    """
+    from hier.infer.export import export_run
+
+    choice = _choose(arguments or [], run, most=0)
+    written = export_run(choice.run_dir, out, fmt=fmt, force=force)
+    console.print(f"exported {choice.run_dir} to {written}" + (f" and {written.with_suffix('.bin')}"
+                                                               if written.suffix == ".xml" else ""))

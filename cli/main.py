@@ -6,6 +6,7 @@ commands that need them, so ``hier --help`` and ``hier taxo …`` stay light.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -15,7 +16,7 @@ import typer
 from hier.core.errors import HierError, InputError
 from hier.core.interrupts import EXIT_CODES, handling_signals, received
 
-from . import data, demo, infer, plugins, runs, taxo, train
+from . import data, demo, infer, plugins, report, runs, taxo, train
 
 app = typer.Typer(
     name="hier",
@@ -35,6 +36,8 @@ app.command("evaluate")(infer.evaluate)
 app.command("compare")(infer.compare)
 app.command("runs")(runs.runs_command)
 app.command("explain")(infer.explain)
+app.command("export")(infer.export)
+app.command("report")(report.report)
 
 
 @app.callback()
@@ -42,10 +45,38 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
     """Train image classifiers that respect a taxonomy."""  # --debug itself is read by main()
 
 
+_commands_of = None  # the plugin set whose commands are on the app (hier demo runs main once per step)
+
+
 def _add_plugin_commands() -> None:
+    """Each plugin's commands, one plugin at a time: one that raises, or names a command hier or an earlier
+    plugin has (``predict``), is taken back off and the plugin skipped; its prints go to stderr."""
+    global _commands_of
     from hier.plugins import get_plugins
 
-    get_plugins().pm.hook.register_commands(app=app)
+    plugins = get_plugins()
+    if _commands_of is plugins:
+        return
+    _commands_of = plugins
+    for impl in reversed(plugins.pm.hook.register_commands.get_hookimpls()):  # registration order
+        commands, groups = len(app.registered_commands), len(app.registered_groups)
+        taken = _command_names(app.registered_commands, app.registered_groups)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                impl.function(app=app)
+            clash = sorted(taken & _command_names(app.registered_commands[commands:], app.registered_groups[groups:]))
+            problem = f"its command {clash[0]!r} is one of hier's own" if clash else None
+        except Exception as e:
+            problem = f"register_commands raised {type(e).__name__}: {e}"
+        if problem:
+            del app.registered_commands[commands:], app.registered_groups[groups:]
+            plugins.skip(impl.plugin_name, problem)
+
+
+def _command_names(commands, groups) -> set[str]:
+    """The names typer gives commands and sub-apps (a function's name, with '-' for '_', when none is given)."""
+    names = {c.name or c.callback.__name__.lower().replace("_", "-") for c in commands if c.callback or c.name}
+    return names | {g.name or g.typer_instance.info.name for g in groups}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     """
     from hier.plugins import get_plugins
 
+    get_plugins().check_registries()  # a plugin that takes a built-in's name is shown skipped, with why
     infos = list(get_plugins().info.values())
     if as_json:
         typer.echo(json.dumps([i.to_dict() for i in infos], indent=1))

@@ -67,6 +67,8 @@ def fit(
     batch_size: Optional[int] = typer.Option(None, min=1),
     image_size: Optional[int] = typer.Option(None, min=8),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    runtime: Optional[str] = typer.Option(None, help="Where the frozen backbone runs on the CPU: auto (OpenVINO, "
+                                                     "else ONNX Runtime, else torch), torch, onnxruntime, openvino."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/HEAD-TIME)."),
     resume: Optional[Path] = typer.Option(None, help="Continue this run directory from its last checkpoint."),
     force: bool = typer.Option(False, help="Replace an existing run directory."),
@@ -85,7 +87,8 @@ def fit(
     from hier.runs import config as cfg
 
     flags = {"head": head, "loss": loss, "backbone": backbone, "weights": weights, "freeze_backbone": freeze_backbone,
-             "epochs": epochs, "batch_size": batch_size, "image_size": image_size, "device": device}
+             "epochs": epochs, "batch_size": batch_size, "image_size": image_size, "device": device,
+             "runtime": runtime}
     if resume is not None and taxonomy is not None:
         raise InputError("--resume uses the run's own taxonomy; drop --taxonomy", where="--taxonomy")
     dataset, resolved, run_dir = _settings(dataset, resume, out, config, flags, set_)

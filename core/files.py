@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,24 +20,69 @@ from .errors import HierError, InputError
 # Temporary files and staging folders are named ".TARGET.PID-HOST.RANDOM.tmp": a later write of TARGET on the
 # same host removes those whose process is gone (killed before it could clean up), and only those.
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0]) or "host"
-LOCK_GRACE_S = 10  # a lock file younger than this without a process id is being written
+# Any host's temporary of any target: the only hidden entries --force may remove from a folder hier replaces.
+_ANY_TEMPORARY = re.compile(r"\..+\.\d+-[A-Za-z0-9-]+\.[^/]+\.tmp(\.old)?")
+# The most a text file (a table, a taxonomy, a config) may hold: read whole, it must fit in memory.
+MAX_TEXT_BYTES = 512 * 2**20
 # What a full disk, a quota or a read-only mount raise while a file is written: reported naming the file.
 WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
+def read_bytes(path: str | os.PathLike, limit: int = MAX_TEXT_BYTES) -> bytes:
     p = Path(path)
     if not p.exists():
         raise InputError("no such file", path=path)
     if p.is_dir():
         raise InputError("is a folder, expected a file", path=path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", path=path) from None
+    data = read_regular_file(path, limit)
     if not data.strip():
         raise InputError("the file is empty", path=path)
     return data
+
+
+def read_regular_file(path: str | os.PathLike, limit: int, error=InputError) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes. A FIFO, a device (a link to /dev/zero) or a
+    socket is refused without reading it (one would hang, another never end); ``error`` is the class raised."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise error("not a regular file (a pipe, a device or a socket)", path=path)
+        # O_NONBLOCK: a file swapped for a FIFO after the check opens without waiting, and fstat refuses it
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise error(f"cannot read ({e.strerror})", path=path) from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise error("not a regular file (a pipe, a device or a socket)", path=path)
+        if info.st_size > limit:
+            raise error(f"{info.st_size:,} bytes, over the limit of {limit:,}", path=path)
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise error(f"cannot read ({e.strerror})", path=path) from None
+    if len(data) > limit:  # grew while read
+        raise error(f"over the limit of {limit:,} bytes", path=path)
+    return data
+
+
+# A zip member hier extracts or reads: no larger (a table is read whole, an image at most 256 MiB), and not
+# compressed more than this (real tables and images compress 2-20 times; a zip bomb a thousand and more).
+MAX_MEMBER_BYTES = 2**30
+MAX_ZIP_RATIO = 200
+
+
+def check_zip_members(members: list, path) -> None:
+    """Refuse, before anything is extracted or read, a zip whose members would expand beyond the bounds
+    above, or that holds a file and a folder of one name (one of them could not be written)."""
+    files = {m.filename.replace("\\", "/").rstrip("/") for m in members if not m.is_dir()}
+    for m in members:
+        if m.file_size > MAX_MEMBER_BYTES or (m.file_size > 2**20 and m.file_size > MAX_ZIP_RATIO * m.compress_size):
+            raise InputError(f"member {m.filename!r} would expand to {m.file_size:,} bytes from {m.compress_size:,} "
+                             f"(over {MAX_MEMBER_BYTES:,} bytes or {MAX_ZIP_RATIO} times: a zip bomb, or not an "
+                             "export)", path=path)
+        clash = next((str(p) for p in Path(m.filename.replace("\\", "/")).parents if str(p) in files), None)
+        if clash is not None:
+            raise InputError(f"holds both a file and a folder named {clash!r}", path=path)
 
 
 def decode_text(data: bytes, path: str | os.PathLike) -> str:
@@ -207,20 +253,30 @@ def check_replaceable(path: str | os.PathLike, *, force: bool, what: str = "",
     """Whether ``path`` holds something (a file, or a folder with entries); refused unless ``force``.
 
     The one place the commands say "exists, use --force". ``own``: the names a command writes into its
-    output folder; ``--force`` then replaces the folder only when every entry is one of them (hidden
-    temporary files aside), so it never deletes what the command did not create.
+    output folder; ``--force`` then replaces the folder only when every entry is one of them (hier's own
+    temporary files aside: any other hidden entry, ``.git`` or ``.env``, is the user's), so it never deletes
+    what the command did not create. A symbolic link is never replaced as a folder (its target is not ours).
     """
     path = Path(path)
     occupied = path.exists() and (not path.is_dir() or any(path.iterdir()))
     if occupied and not force:
         state = f"{what} already exists" if what else "is not empty" if path.is_dir() else "exists"
         raise InputError(f"{state}; {hint}", path=path)
+    if occupied and own is not None and path.is_symlink():
+        raise InputError("is a symbolic link; --force replaces only a folder itself, not where a link points",
+                         path=path)
     if occupied and own is not None:
-        foreign = sorted(e.name for e in path.iterdir() if e.name not in own and not e.name.startswith("."))
+        foreign = sorted(e.name for e in path.iterdir() if e.name not in own and not _hiers_own(e.name, own))
         if foreign:
             raise InputError(f"holds {', '.join(map(repr, foreign[:3]))}, which hier did not write there; "
                              f"--force replaces only {what or 'its own output'}", path=path)
     return occupied
+
+
+def _hiers_own(name: str, own: frozenset[str]) -> bool:
+    """A temporary of hier's naming, or the lock file a killed command left beside one of ``own``."""
+    return bool(_ANY_TEMPORARY.fullmatch(name)) or (name.startswith(".") and name.endswith(".lock")
+                                                     and name[1:-len(".lock")] in own)
 
 
 def check_output_file(path: str | os.PathLike, *, force: bool, inputs: Iterable = ()) -> Path:
@@ -283,40 +339,35 @@ def atomic_folder(target: str | os.PathLike, *, replace: bool = False):
 
 @contextlib.contextmanager
 def output_lock(out: Path):
-    """``.NAME.lock`` beside ``out`` while it is written, holding this process's id; a lock whose process
-    is gone (killed) is taken over."""
+    """An operating-system lock (``flock``) on ``.NAME.lock`` beside ``out`` while it is written.
+
+    The kernel releases it when the process ends, however it ends (kill -9, PID 1 in a container), so a
+    lock is never stale; nothing is written into the file, so a full disk cannot leave a half-made one.
+    """
     lock = out.with_name(f".{out.name}.lock")
-    for _ in range(2):
+    while True:
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = _lock_owner(lock)
-            if owner is not None:
-                raise InputError(f"another command (process {owner}) is writing this file now; wait for it, "
-                                 "or choose another output", path=out) from None
-            lock.unlink(missing_ok=True)  # its process is gone
-            continue
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
         except OSError as e:
             raise InputError(f"cannot write beside the output ({e.strerror})", path=out) from None
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        break
-    else:
-        raise InputError("another command is writing this file now", path=out)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise InputError("another command is writing this file now; wait for it, or choose another output",
+                             path=out) from None
+        if _same_inode(fd, lock):
+            break
+        os.close(fd)  # the holder removed it as we opened it: lock the file now there
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # before the lock goes, so a waiter sees a new file, never this one
+        os.close(fd)
 
 
-def _lock_owner(lock: Path) -> int | None:
-    """The process holding ``lock``; None when it no longer runs. A lock still without its process id
-    (being written this instant) counts as held for a few seconds."""
+def _same_inode(fd: int, path: Path) -> bool:
     try:
-        text = lock.read_text().strip()
-        pid = int(text) if text else None
-        if pid is None:
-            return -1 if time.time() - lock.stat().st_mtime < LOCK_GRACE_S else None
-    except (ValueError, OSError):
-        return None
-    return pid if _alive(pid) else None
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False

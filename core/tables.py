@@ -17,6 +17,8 @@ def sniff_delimiter(header_line: str) -> str:
 
 
 TYPE_TAGS = ("[t]", "[f]")  # EcoTaxa's second line: text or number, one tag per column
+# The longest cell a table may hold (the csv module's own limit, 128 KiB): a longer one is a damaged file.
+MAX_CELL = csv.field_size_limit()
 
 
 def numbered_rows(text: str, path, delimiter: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
@@ -27,23 +29,36 @@ def numbered_rows(text: str, path, delimiter: str) -> tuple[list[str], Iterator[
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise InputError("the file is empty", path=path) from None
+    except csv.Error as e:
+        raise _damaged(e, path, reader) from None
     first = {}
     for k, name in enumerate(header, start=1):
         if name and first.setdefault(name, k) != k:  # a reader would silently take one of the two
             raise InputError(f"two columns named {name!r} ({first[name]} and {k})", path=path, where="line 1")
 
     def rows():
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            if reader.line_num == 2 and all(c.strip() in TYPE_TAGS for c in row):
-                continue
-            if len(row) != len(header):
-                raise InputError(f"{len(row)} fields where the header has {len(header)}", path=path,
-                                 where=f"line {reader.line_num}")
-            yield reader.line_num, row
+        try:
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                if reader.line_num == 2 and all(c.strip() in TYPE_TAGS for c in row):
+                    continue
+                if len(row) != len(header):
+                    raise InputError(f"{len(row)} fields where the header has {len(header)}", path=path,
+                                     where=f"line {reader.line_num}")
+                yield reader.line_num, row
+        except csv.Error as e:  # a cell over MAX_CELL, a NUL byte
+            raise _damaged(e, path, reader) from None
 
     return header, rows()
+
+
+def _damaged(error: csv.Error, path, reader) -> InputError:
+    """A csv module error (a cell over MAX_CELL, a NUL byte) as one line naming the file and the line."""
+    if "field larger than field limit" in str(error):
+        return InputError(f"a cell longer than {MAX_CELL:,} characters (a damaged table, or not one)", path=path,
+                          where=f"line {reader.line_num}")
+    return InputError(f"not a readable table ({error})", path=path, where=f"line {reader.line_num}")
 
 
 def read_table(path: str | os.PathLike, text: str | None = None) -> tuple[list[str], list[list[str]]]:

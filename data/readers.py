@@ -14,6 +14,7 @@ import re
 import shutil
 import warnings
 import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from hier.core.cache import cache_dir
 from hier.core.errors import InputError
-from hier.core.files import atomic_folder, read_text
+from hier.core.files import atomic_folder, check_zip_members, read_text
 from hier.core.tables import column, read_table
 from hier.taxo import ecotaxa
 
@@ -292,6 +293,7 @@ def _read_ecotaxa_zip(path: Path, path_column, label_column, split_column, statu
         members = [m for m in archive.infolist() if not m.is_dir()]
         for m in members:
             ecotaxa.safe_member(m.filename, path)
+        check_zip_members(members, path)
         tables = [m.filename for m in members if m.filename.lower().endswith(".tsv")]
         if not tables:
             raise InputError("the zip holds no .tsv export", path=path)
@@ -326,8 +328,11 @@ def _extract(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], path: Pat
             for m in members:
                 out = staging.joinpath(*ecotaxa.safe_member(m.filename, path).parts)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(m) as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                try:
+                    with archive.open(m) as src, open(out, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                except (zipfile.BadZipFile, zlib.error, EOFError) as e:  # a bad CRC, a cut archive
+                    raise InputError(f"damaged member {m.filename!r} ({e})", path=path) from None
     except OSError:
         if not target.is_dir():  # not another process's finished extraction
             raise

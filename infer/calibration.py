@@ -133,8 +133,9 @@ def threshold_table(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensor
 
 
 def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = "auto",
-              batch_size: int | None = None, workers: int | None = None, console=None,
-              progress: bool = True) -> Calibration:
+              batch_size: int | None = None, workers: int | None = None,
+              runtime: str | None = None, tta: bool | None = None,
+              console=None, progress: bool = True) -> Calibration:
     """Fit the temperature and the threshold table on held-out images and store them in the run.
 
     ``dataset`` defaults to the one the run was trained on; the thresholds are certified on its
@@ -145,12 +146,15 @@ def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = 
     dataset = dataset_of(run_dir, dataset, "calibrate")
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
+    config["runtime"] = runtime or config.get("runtime")  # --runtime, else the run's own
+    config["tta"] = config.get("tta") if tta is None else tta  # --tta/--no-tta, else the run's own
     parts = calibration_parts(run_dir, dataset, split, config["val_split"])
     if parts.warning:
         warnings.warn(parts.warning, stacklevel=2)
     with Progress(console=console, enabled=progress) as bar:
         tuned, scored = (score_samples(model, samples, taxonomy, config, device, batch_size=batch_size,
-                                       workers=workers, progress=bar, what=f"calibrate {name}")
+                                       workers=workers, progress=bar, what=f"calibrate {name}",
+                                       cache_dir=runs.export_cache(run_dir))
                          for samples, name in ((parts.temperature, parts.temperature_name),
                                                (parts.certify, parts.certify_name)))
     temperature, before, after = fit_temperature(tuned.scores, tuned.targets,

@@ -131,8 +131,9 @@ def unseen_folder(dataset) -> Path | None:
 
 def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | None = None, unseen=None,
              use_calibration: bool = True, device: str = "auto", batch_size: int | None = None,
-             workers: int | None = None, plot: Path | None = None, force: bool = False, console=None,
-             progress: bool = True) -> dict:
+             workers: int | None = None, plot: Path | None = None, force: bool = False,
+             runtime: str | None = None, tta: bool | None = None,
+             console=None, progress: bool = True) -> dict:
     """Score a split (test by default) and return the metrics; also written to RUN_DIR/evaluation.json.
 
     ``dataset`` defaults to the one the run was trained on; ``force`` lets ``plot`` replace an existing file.
@@ -142,6 +143,8 @@ def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | Non
     rule = answer_rule(run_dir, confidence, use_calibration=use_calibration)
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
+    config["runtime"] = runtime or config.get("runtime")  # --runtime, else the run's own
+    config["tta"] = config.get("tta") if tta is None else tta  # --tta/--no-tta, else the run's own
     samples, split_name, data = held_out_split(run_dir, dataset, split, "test")
     unseen_samples = []
     unseen_dir = Path(unseen) if unseen is not None else unseen_folder(data)
@@ -152,9 +155,10 @@ def evaluate(run_dir, dataset=None, *, confidence: float = 0.9, split: str | Non
         check_plot_path(plot, force=force, inputs=[*runs.run_files(run_dir), *read])
     with Progress(console=console, enabled=progress) as bar:
         scored = score_samples(model, samples, taxonomy, config, device, batch_size=batch_size, workers=workers,
-                               progress=bar, what=f"evaluate {split_name}")
+                               progress=bar, what=f"evaluate {split_name}", cache_dir=runs.export_cache(run_dir))
         unseen_scored = score_samples(model, unseen_samples, taxonomy, config, device, batch_size=batch_size,
-                                      workers=workers, progress=bar, what="unseen") if unseen_samples else None
+                                      workers=workers, progress=bar, what="unseen",
+                                      cache_dir=runs.export_cache(run_dir)) if unseen_samples else None
     probs = node_probabilities(model, scored.scores, rule.temperature, device)
     rule_name = decode_rule(config)
     level_thresholds = None

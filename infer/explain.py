@@ -44,7 +44,9 @@ def answer_path(run_dir, image: Path, levels: list[float], *, use_calibration: b
         check_plot_path(plot, force=force, inputs=[image, *runs.run_files(run_dir)])
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
-    batches = list(score_batches(model, [Path(image)], config, device, batch_size=1, workers=0))
+    # one image: eager torch, not a runtime's export (seconds) for one forward pass
+    batches = list(score_batches(model, [Path(image)], {**config, "runtime": "torch"}, device, batch_size=1,
+                                 workers=0))
     _, _, scores = batches[0]
     if scores is None:
         raise InputError(unreadable_reason(Path(image)), path=image)

@@ -92,7 +92,8 @@ class PredictSummary:
 
 def predict(run_dir, inputs: Sequence[str | os.PathLike], rule: AnswerRule, *, out: Path | None = None,
             fmt: str | None = None, top_k: int = 0, force: bool = False, device: str = "auto",
-            batch_size: int | None = None, workers: int | None = None, console=None,
+            batch_size: int | None = None, workers: int | None = None,
+            runtime: str | None = None, tta: bool | None = None, console=None,
             progress: bool = True) -> PredictSummary:
     """Answer every image by ``rule`` (see :func:`hier.infer.calibration.answer_rule`) and write the rows.
 
@@ -110,6 +111,8 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], rule: AnswerRule, *, o
         check_output_file(out, force=force, inputs=read)
     device = pick_device(device)
     model, taxonomy, config = runs.load_trained(run_dir, device)
+    config["runtime"] = runtime or config.get("runtime")  # --runtime, else the run's own
+    config["tta"] = config.get("tta") if tta is None else tta  # --tta/--no-tta, else the run's own
     if top_k > len(taxonomy.leaves):
         warnings.warn(f"--top-k {top_k} is more than the {len(taxonomy.leaves)} leaves; all of them are listed")
         top_k = len(taxonomy.leaves)
@@ -122,7 +125,8 @@ def predict(run_dir, inputs: Sequence[str | os.PathLike], rule: AnswerRule, *, o
     with Progress(console=console, enabled=progress) as bar, \
             open_writer(fmt, out, top_k, NodeText(taxonomy), paths, force=force) as writer:
         for span, readable, scores in score_batches(model, paths, config, device, batch_size=batch_size,
-                                                    workers=workers, progress=bar, what="predict"):
+                                                    workers=workers, progress=bar, what="predict",
+                                                    cache_dir=runs.export_cache(run_dir)):
             answers = answer_batch(model, scores, readable, rule, tree, top_k, rank) if scores is not None else {}
             for i in span:
                 if i in answers:

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from hier import runs
-from hier.backbones.device import as_input, autocast
+from hier.backbones.device import autocast
+from hier.backbones.runtime import backbone_runner, image_workers, torch_beside_the_runtime
 from hier.core.errors import InputError
 from hier.core.progress import Progress
 from hier.data.images import (
@@ -22,37 +23,50 @@ from hier.data.images import (
     collate_skipping,
     image_transform,
     load_image,
-    loader_workers,
 )
 from hier.data.labels import resolve_labels
 from hier.data.readers import Dataset, Sample, read_dataset
 from hier.data.splits import CALIBRATION, saved_split
+from hier.data.views import DIHEDRAL, dihedral_views
 from hier.taxo import Taxonomy
 
 
 def score_batches(model, paths: Sequence[Path], config: dict, device: torch.device, *,
                   batch_size: int | None = None, workers: int | None = None,
-                  progress: Progress | None = None, what: str = "images"
+                  progress: Progress | None = None, what: str = "images", cache_dir: Path | None = None
                   ) -> Iterator[tuple[range, torch.Tensor, torch.Tensor | None]]:
     """Yields (span, readable, scores) per batch, in order: the sample indices of the batch, those that
-    could be read, and their scores [len(readable), width] on ``device`` (None when none could be read)."""
+    could be read, and their scores [len(readable), width] on ``device`` (None when none could be read).
+
+    The backbone runs on the run's runtime (``backbone_runner``; its export kept in ``cache_dir``), the
+    embedding block and head in torch; with ``tta`` in the config, on the mean features of the image's 8
+    dihedral views (``hier.data.views``)."""
     batch_size = batch_size or config["batch_size"]
+    run = backbone_runner(model.backbone, config, device, cache_dir)
+
+    def features(images: torch.Tensor) -> torch.Tensor:
+        if not config.get("tta"):
+            return run(images)
+        return run(dihedral_views(images).flatten(0, 1)).view(DIHEDRAL, len(images), -1).mean(0)
+
     data = ImageDataset(paths, transform=image_transform(config), return_index=True)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=collate_skipping,
-                                         num_workers=loader_workers(config["workers"] if workers is None else workers),
+                                         num_workers=image_workers(config, device,
+                                                                   config["workers"] if workers is None else workers),
                                          pin_memory=device.type == "cuda")
     task = progress.add(what, total=len(data)) if progress else None
-    for number, batch in enumerate(loader):
-        span = range(number * batch_size, min((number + 1) * batch_size, len(data)))
-        if batch is None:
-            yield span, torch.empty(0, dtype=torch.long), None
-        else:
-            images, _, readable = batch
-            with torch.no_grad(), autocast(device, config):
-                scores = model(as_input(images, device, config))
-            yield span, readable, scores.float()
-        if progress:
-            progress.advance(task, len(span), images=len(span))
+    with torch_beside_the_runtime(config, device, loader.num_workers):
+        for number, batch in enumerate(loader):
+            span = range(number * batch_size, min((number + 1) * batch_size, len(data)))
+            if batch is None:
+                yield span, torch.empty(0, dtype=torch.long), None
+            else:
+                images, _, readable = batch
+                with torch.no_grad(), autocast(device, config):
+                    scores = model.from_features(features(images))
+                yield span, readable, scores.float()
+            if progress:
+                progress.advance(task, len(span), images=len(span))
     if progress:
         progress.done(task)
 
@@ -75,14 +89,15 @@ class Scored:
 
 def score_samples(model, samples: Sequence[Sample], taxonomy: Taxonomy, config: dict, device, *,
                   batch_size: int | None = None, workers: int | None = None,
-                  progress: Progress | None = None, what: str = "images") -> Scored:
+                  progress: Progress | None = None, what: str = "images", cache_dir: Path | None = None) -> Scored:
     """Scores and node targets of every readable sample (calibration and evaluation hold them all)."""
     nodes = resolve_labels(samples, taxonomy)
     paths = [s.path for s in samples]
     targets = torch.tensor([nodes[s.label] for s in samples], dtype=torch.long)
     scores, kept, unreadable = [], [], []
     for span, readable, batch_scores in score_batches(model, paths, config, device, batch_size=batch_size,
-                                                      workers=workers, progress=progress, what=what):
+                                                      workers=workers, progress=progress, what=what,
+                                                      cache_dir=cache_dir):
         unreadable += [paths[i] for i in sorted(set(span) - set(readable.tolist()))]
         if batch_scores is not None:
             scores.append(batch_scores.cpu())

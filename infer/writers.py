@@ -26,6 +26,9 @@ ECOTAXA_COLUMNS = ("img_file_name", "object_id", "object_annotation_category", "
                    "object_annotation_status", "object_hier_node_id", "object_hier_depth", "object_hier_confidence")
 ECOTAXA_NUMBERS = ("object_hier_depth", "object_hier_confidence")
 BOM = "\ufeff"
+# What a spreadsheet reads as a formula at the start of a cell (OWASP, CSV injection): such a text cell gets a
+# leading single quote; a path gets "./" instead, which keeps it the same path.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PLACEHOLDER_ROOT = "root"  # the id Taxonomy.from_paths and the synthetic benchmark give an added root
 
 
@@ -51,6 +54,22 @@ class NodeText:
         return self._hierarchy[node]
 
 
+def printable(path) -> str:
+    """A file name as text: bytes that are not UTF-8 (os.fsdecode's surrogates) written as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def text_cell(text: str) -> str:
+    """A text cell of a CSV or TSV that no spreadsheet runs as a formula (numbers are written as they are)."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def path_cell(path) -> str:
+    """A path cell, printable and never read as a formula: a relative path gets "./", the same path."""
+    text = printable(path)
+    return "./" + text if text.startswith(FORMULA_START) else text
+
+
 class CsvWriter:
     def __init__(self, stream, top_k: int, nodes: NodeText):
         self.nodes = nodes
@@ -61,11 +80,13 @@ class CsvWriter:
     def write(self, path: Path, node: int | None, confidence: float, top: list[tuple[int, float]], error: str):
         taxonomy = self.nodes.taxonomy
         if node is None:
-            self.writer.writerow([str(path), "", "", "", "", "", error] + [""] * len(self.top_columns))
+            empty = [""] * len(self.top_columns)
+            self.writer.writerow([path_cell(path), "", "", "", "", "", text_cell(printable(error))] + empty)
             return
-        top_cells = [cell for leaf, p in top for cell in (taxonomy.ids[leaf], f"{p:.6f}")]
-        self.writer.writerow([str(path), taxonomy.ids[node], taxonomy.names[node], int(taxonomy.depth[node]),
-                              f"{confidence:.6f}", self.nodes.path_ids(node), ""] + top_cells)
+        top_cells = [cell for leaf, p in top for cell in (text_cell(taxonomy.ids[leaf]), f"{p:.6f}")]
+        self.writer.writerow([path_cell(path), text_cell(taxonomy.ids[node]), text_cell(taxonomy.names[node]),
+                              int(taxonomy.depth[node]), f"{confidence:.6f}", text_cell(self.nodes.path_ids(node)),
+                              ""] + top_cells)
 
 
 class JsonlWriter:
@@ -76,9 +97,9 @@ class JsonlWriter:
         taxonomy = self.nodes.taxonomy
         if node is None:
             record = dict.fromkeys(COLUMNS)
-            record.update(path=str(path), error=error)
+            record.update(path=printable(path), error=printable(error))
         else:
-            record = {"path": str(path), "node_id": taxonomy.ids[node], "node_name": taxonomy.names[node],
+            record = {"path": printable(path), "node_id": taxonomy.ids[node], "node_name": taxonomy.names[node],
                       "depth": int(taxonomy.depth[node]), "confidence": round(confidence, 6),
                       "path_ids": self.nodes.path_ids(node), "error": None}
         if self.top_k:
@@ -113,15 +134,17 @@ class EcoTaxaWriter:
             category, hierarchy, status = "", "", ""
         else:
             category, hierarchy, status = taxonomy.names[node], self.nodes.hierarchy(node), "predicted"
-        self.writer.writerow([name, object_id(name), category, hierarchy, status, taxonomy.ids[node],
-                              int(taxonomy.depth[node]), f"{confidence:.6f}"])
+        self.writer.writerow([path_cell(name), object_id(name), text_cell(category), text_cell(hierarchy), status,
+                              text_cell(taxonomy.ids[node]), int(taxonomy.depth[node]), f"{confidence:.6f}"])
         if self.on_row is not None:
             self.on_row(path, name)
 
 
 def object_id(name: str) -> str:
-    """An EcoTaxa object id from an image's name in the import: the name, percent-encoded (injective)."""
-    return quote(name, safe=" ()+,-.=@_~")
+    """An EcoTaxa object id from an image's name in the import: the name, percent-encoded (injective), its
+    first character too when a spreadsheet would read it as a formula."""
+    encoded = quote(name, safe=" ()+,-.=@_~")
+    return f"%{ord(encoded[0]):02X}{encoded[1:]}" if encoded.startswith(FORMULA_START) else encoded
 
 
 def ecotaxa_names(paths: Sequence[Path], out: Path) -> dict[Path, str]:
@@ -138,7 +161,13 @@ def ecotaxa_names(paths: Sequence[Path], out: Path) -> dict[Path, str]:
             raise InputError(f"{len(outside)} images lie outside the table's folder (first: {outside[0]}); EcoTaxa "
                              "finds images relative to the table: write it into a folder above them, or write a "
                              "ready-to-upload zip with copies of the images (-o NAME.zip)", path=out)
-    names = {p: a.relative_to(base).as_posix() for p, a in absolute.items()}
+    names = {p: printable(a.relative_to(base).as_posix()) for p, a in absolute.items()}
+    odd = next((p for p, name in names.items() if "\\" in name), None)
+    if odd is not None:  # EcoTaxa and Windows read "\" as a folder separator: "a\..\x" would leave the folder
+        if out.suffix.lower() != ".zip":
+            raise InputError(f"{odd}: a backslash in an image's name, which EcoTaxa reads as a folder separator; "
+                             "rename the file, or write a zip (-o NAME.zip)", path=out)
+        names = {p: name.replace("\\", "_") for p, name in names.items()}
     if len(set(names.values())) < len(paths):
         twice = next(p for p in paths if list(names.values()).count(names[p]) > 1)
         raise InputError(f"{twice} is given twice; an EcoTaxa import holds each image once", path=out)

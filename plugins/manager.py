@@ -1,18 +1,24 @@
 """The plugin manager: built-ins first, then entry points of group ``hier``, each isolated.
 
-A plugin that fails to import, misspells a hook or raises while registering is recorded
-(``hier plugins`` shows it) and skipped; everything else keeps working.
+A plugin that fails to import, misspells a hook, raises while registering, takes a name of hier's own
+or hangs in its import (over HIER_PLUGIN_TIMEOUT seconds) is recorded (``hier plugins`` shows it, with why)
+and skipped; everything else keeps working. What a plugin prints goes to stderr: stdout is the output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
+import threading
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 
 import pluggy
+
+from hier.core.errors import InputError
 
 from . import hookspecs
 from .registry import Registry, RegistryConflict
@@ -21,6 +27,7 @@ from .registry import Registry, RegistryConflict
 # torch-free; the hook bodies import what they register.
 BUILTIN_PLUGINS = ("hier.taxo.sources", "hier.heads.plugin", "hier.losses.plugin", "hier.backbones.plugin")
 KINDS = ("heads", "losses", "backbones", "taxonomy_sources")
+IMPORT_TIMEOUT_S = 10.0  # a third-party plugin's import; HIER_PLUGIN_TIMEOUT overrides it
 
 
 @dataclass
@@ -62,11 +69,13 @@ class Plugins:
     def _load_entry_points(self) -> None:
         wanted = os.environ.get("HIER_LOAD_PLUGINS")
         allowed = None if wanted is None else {w.strip() for w in wanted.split(",") if w.strip()}
+        timeout = _import_timeout()
         for ep in metadata.entry_points(group="hier"):
             dist = ep.dist.name if ep.dist else ep.name
             if allowed is not None and dist not in allowed and ep.name not in allowed:
                 continue
-            self._add(ep.name, dist, ep.dist.version if ep.dist else "", False, ep.load)
+            self._add(ep.name, dist, ep.dist.version if ep.dist else "", False,
+                      lambda ep=ep: _import_bounded(ep.load, timeout))
 
     def _add(self, name: str, dist: str, version: str, builtin: bool, load) -> None:
         info = self.info[name] = PluginInfo(name, dist, version, builtin)
@@ -88,6 +97,22 @@ class Plugins:
         info.error = message
         warnings.warn(f"plugin {info.name!r} ({info.distribution}) skipped: {message}", PluginWarning, stacklevel=3)
 
+    def skip(self, name: str, why: str) -> None:
+        """Take a loaded plugin out (a conflict found once it registered), saying why."""
+        info = self.info.get(name)
+        if info is not None:
+            self._fail(info, f"{why}; skipped (rename it, or leave the plugin out with HIER_LOAD_PLUGINS)")
+        with contextlib.suppress(ValueError):
+            self.pm.unregister(name=name)
+        self._registries.clear()
+
+    def check_registries(self) -> None:
+        """Build every registry, so conflicts show in ``hier plugins``; only with third-party plugins loaded
+        (building imports torch, which ``hier plugins`` alone never needs)."""
+        if any(not i.builtin and not i.error for i in self.info.values()):
+            for kind in KINDS:
+                self.registry(kind)
+
     def register(self, plugin, name: str | None = None) -> str:
         """Add a plugin object at run time (tests, notebooks); registries are rebuilt on next use."""
         name = self.pm.register(plugin, name=name)
@@ -104,22 +129,78 @@ class Plugins:
 
     def registry(self, kind: str) -> Registry:
         if kind not in self._registries:
-            registry = Registry(kind)
-            hook = getattr(self.pm.hook, f"register_{kind}")
-            for impl in reversed(hook.get_hookimpls()):  # registration order
-                def register(name, factory, *, help="", _plugin=impl.plugin_name):
-                    registry.register(name, factory, help=help, plugin=self.info[_plugin].distribution
-                                      if _plugin in self.info else _plugin)
-                try:
-                    impl.function(register)
-                except RegistryConflict:
-                    raise
-                except Exception as e:
-                    info = self.info.get(impl.plugin_name)
-                    if info is not None:
-                        self._fail(info, f"register_{kind} raised {type(e).__name__}: {e}")
-            self._registries[kind] = registry
+            self._registries[kind] = self._build(kind)
         return self._registries[kind]
+
+    def _build(self, kind: str) -> Registry:
+        """The registry of ``kind``, built-ins first; a third-party name that is a built-in's is skipped with
+        its plugin, which never takes the built-in down."""
+        registry, builtin_names = Registry(kind), set()
+        impls = reversed(getattr(self.pm.hook, f"register_{kind}").get_hookimpls())
+        for impl in sorted(impls, key=lambda i: not self._builtin(i.plugin_name)):  # built-ins first
+            info, builtin = self.info.get(impl.plugin_name), self._builtin(impl.plugin_name)
+
+            def register(name, factory, *, help="", _plugin=impl.plugin_name, _builtin=builtin):
+                if name in builtin_names and not _builtin:
+                    raise _Shadowing(f"its {registry.label} {name!r} is one of hier's own")
+                registry.register(name, factory, help=help, plugin=self.info[_plugin].distribution
+                                  if _plugin in self.info else _plugin)
+                if _builtin:
+                    builtin_names.add(name)
+
+            before = dict(registry.entries)
+            try:
+                with contextlib.redirect_stdout(sys.stderr):  # stdout is the command's output
+                    impl.function(register)
+            except RegistryConflict:
+                raise
+            except _Shadowing as e:
+                registry.entries = before
+                self.skip(impl.plugin_name, str(e))
+            except Exception as e:
+                if info is not None:
+                    self._fail(info, f"register_{kind} raised {type(e).__name__}: {e}")
+        return registry
+
+
+    def _builtin(self, name: str) -> bool:
+        return name in self.info and self.info[name].builtin
+
+
+class _Shadowing(Exception):
+    """A plugin registered a name that a built-in has."""
+
+
+def _import_timeout() -> float:
+    value = os.environ.get("HIER_PLUGIN_TIMEOUT", "")
+    try:
+        return float(value) if value.strip() else IMPORT_TIMEOUT_S
+    except ValueError:
+        raise InputError(f"HIER_PLUGIN_TIMEOUT must be a number of seconds, got {value!r}") from None
+
+
+def _import_bounded(load, timeout: float):
+    """``load()`` (a plugin's import) with its prints sent to stderr, given ``timeout`` seconds: one that
+    hangs is skipped, its thread left behind (a daemon, so the command still ends)."""
+    result = {}
+
+    def run():
+        try:
+            result["plugin"] = load()
+        except Exception as e:
+            result["error"] = e
+
+    with contextlib.redirect_stdout(sys.stderr):
+        thread = threading.Thread(target=run, name="hier-plugin-import", daemon=True)
+        thread.start()
+        thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"its import took over {timeout:g} s (HIER_PLUGIN_TIMEOUT)")
+    if "error" in result:
+        raise result["error"]
+    if "plugin" not in result:
+        raise RuntimeError("its import stopped the interpreter (sys.exit)")
+    return result["plugin"]
 
 
 def _version(dist: str) -> str:

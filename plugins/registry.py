@@ -44,6 +44,8 @@ class Registry:
     def get(self, name: str) -> Entry:
         """The entry of ``name``; a name ending in ':' registers a family (``timm:`` builds ``timm:NAME``)."""
         family = name.split(":", 1)[0] + ":" if ":" in name.rstrip(":") else None
+        if name.endswith(":") and name in self.entries:  # a family's prefix alone names nothing to build
+            raise InputError(f"{self.label} {name!r} needs a name after the ':' (e.g. {name}NAME)")
         if name not in self.entries and family in self.entries:
             return self.entries[family]
         try:

@@ -20,6 +20,7 @@ from .layout import (
     WEIGHTS,
     check_outside,
     check_run_dir,
+    export_cache,
     load_checkpoint,
     prepare_run_dir,
     read_config,
@@ -35,7 +36,7 @@ from .load import load_trained
 __all__ = [
     "BUILTIN_RUNS", "builtin_run", "is_builtin", "RUNS_ROOT", "RunChoice", "choose_run", "is_run_dir", "list_runs",
     "newest_run", "resolve_run", "BEST", "CALIBRATION", "CONFIG", "EVALUATION", "LAST", "METRICS", "RUN_FILES",
-    "SPLIT", "TAXONOMY", "WEIGHTS", "check_outside", "check_run_dir", "load_checkpoint", "prepare_run_dir",
+    "SPLIT", "TAXONOMY", "WEIGHTS", "check_outside", "check_run_dir", "export_cache", "load_checkpoint", "prepare_run_dir",
     "read_config", "read_metrics", "run_files", "save_checkpoint", "save_weights", "write_config", "write_metrics",
     "load_trained",
 ]

@@ -39,21 +39,28 @@ def builtin_run(name: str, console=None) -> Path:
     if name not in BUILTIN_RUNS:
         raise InputError(f"no built-in run {name!r}; built-in runs: {', '.join(BUILTIN_RUNS)}")
     target = builtin_dir(name)
-    if (target / layout.WEIGHTS).is_file():
+    if _whole(target):
         return target
+    damaged = target.exists()  # a file of it deleted (a cache cleaner, a user): written again, whole
     if console is not None:
-        console.print(f"writing the built-in run {name} to {target} (once)")
+        console.print(f"{'rewriting the damaged' if damaged else 'writing the'} built-in run {name} to {target}"
+                      f"{'' if damaged else ' (once)'}")
     try:
-        with atomic_folder(target) as staging:
+        with atomic_folder(target, replace=damaged) as staging:
             _imagenet_lite0(staging)
-    except OSError:
-        if not (target / layout.WEIGHTS).is_file():  # else another process finished it first
-            raise
+    except OSError as e:
+        if not _whole(target):  # else another process finished it first
+            raise InputError(f"cannot write the built-in run ({e.strerror or e})", path=target) from None
     return target
 
 
+def _whole(folder: Path) -> bool:
+    """Every file a built-in run needs is there."""
+    return all((folder / name).is_file() for name in (layout.CONFIG, layout.TAXONOMY, layout.WEIGHTS))
+
+
 def _imagenet_lite0(folder: Path) -> None:
-    from hier.backbones.lite0 import weights_file
+    from hier.backbones.lite import weights_file
     from hier.backbones.weights import read_state
     from hier.taxo.sources import DEFAULT_WNIDS, wnid_list, wordnet_source
     from hier.taxo.wordnet import read_wnids

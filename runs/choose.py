@@ -93,14 +93,17 @@ def list_runs(root: Path = RUNS_ROOT) -> list[dict]:
 
 
 def _describe(name: str, folder: Path, *, builtin: bool) -> dict:
+    """One line of ``hier runs``; a damaged run is listed with what is wrong (``damaged``), never fatal."""
+    config, damaged, epochs = {}, None, 0
     try:
         config = layout.read_config(folder) if is_run_dir(folder) else {}
-    except InputError:  # a damaged run is listed, not fatal to the listing
-        config = {}
+        epochs = len(layout.read_metrics(folder))
+    except InputError as e:
+        damaged = str(e)
     weights = folder / layout.WEIGHTS
     return {"run": name, "path": os.fspath(folder), "builtin": builtin, "head": config.get("head"),
-            "backbone": config.get("backbone"), "complete": weights.is_file(),
-            "calibrated": (folder / layout.CALIBRATION).is_file(), "epochs_done": len(layout.read_metrics(folder)),
+            "backbone": config.get("backbone"), "complete": weights.is_file() and damaged is None,
+            "calibrated": (folder / layout.CALIBRATION).is_file(), "epochs_done": epochs,
             "finished": time.strftime("%Y-%m-%d %H:%M", time.localtime(weights.stat().st_mtime))
             if weights.is_file() else None,
-            "about": BUILTIN_RUNS[name] if builtin else None}
+            "about": BUILTIN_RUNS[name] if builtin else None, "damaged": damaged}

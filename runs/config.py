@@ -40,6 +40,8 @@ DEFAULTS: dict = {
     "interpolation": None,
     "keep_size": False,
     "augment": None,  # None: off for a frozen backbone (its features are cached), on when the backbone trains
+    "views": 1,  # dihedral views per training image in the frozen feature cache (1 or 8; an epoch draws one)
+    "tta": False,  # answer from the mean features of the 8 dihedral views (calibrate, evaluate, predict alike)
     "split_fractions": [0.8, 0.1, 0.1],  # train, val, test, for a dataset without its own splits
     "calibration_fraction": 0.1,  # share of the training images held out for hier calibrate (docs/confidence.md)
     "train_split": "train",
@@ -61,6 +63,8 @@ DEFAULTS: dict = {
     "grad_clip": 5.0,
     "amp": "auto",  # auto (bf16 on CUDA) | bf16 | off
     "channels_last": True,  # faster convolutions on CPUs and GPUs alike
+    "runtime": "auto",  # the CPU runtime of the backbone: auto (openvino, else onnxruntime, else torch) or one of them
+    "runtime_precision": "f32",  # bf16: OpenVINO only, twice as fast, features no longer equal to f32's
     "compile": False,
     "seed": 0,
     "deterministic": False,
@@ -79,6 +83,9 @@ CHOICES = {
     "best_metric": ("val_loss", "val_leaf_accuracy", "val_hierarchical_f1", "val_mistake_severity"),
     "interpolation": ("bilinear", "bicubic", "nearest"),
     "decode_rule": ("deepest", "informative"),
+    "runtime": ("auto", "torch", "onnxruntime", "openvino"),
+    "runtime_precision": ("f32", "bf16"),
+    "views": (1, 8),
 }
 OPTION_KEYS = ("head_options", "loss_options", "backbone_options")
 NULLABLE_TYPES = {"embedding_size": int, "workers": int, "dataset": str, "loss": str, "weights": str,
@@ -133,7 +140,15 @@ def _type_ok(expected: type, value) -> bool:
 
 
 class _Loader(yaml.SafeLoader):
-    """The safe loader, reading '1e-3' as a number (YAML 1.1 wants '1.0e-3')."""
+    """The safe loader, reading '1e-3' as a number (YAML 1.1 wants '1.0e-3'), and refusing aliases: a
+    config never needs one, and a few hundred bytes of nested aliases expand to gigabytes (an alias bomb)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"an alias (*{event.anchor}) is not allowed in a hier "
+                                              "config; write the value out", event.start_mark)
+        return super().compose_node(parent, index)
 
 
 _Loader.add_implicit_resolver(
@@ -174,6 +189,24 @@ def load_config_file(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise InputError("a config file must be a mapping of key: value", path=path)
     return data
+
+
+# What a stored run's config.yaml must hold: the network's shape and input. Any other key missing (a run
+# written before it existed) takes its default, which is what that older hier did.
+RUN_REQUIRED = ("head", "backbone", "image_size", "embedding_size")
+
+
+def check_run_config(data: dict, path: str | Path) -> dict:
+    """A run's stored config, checked as it is read: every key known and of its type (as ``_check`` does for
+    any config); a required key missing is an input error naming the file and the key; others default."""
+    missing = [key for key in RUN_REQUIRED if key not in data]
+    if missing:
+        raise InputError(f"no {missing[0]!r} (the run is damaged or was written by another program)", path=path)
+    data = _normalise(data)
+    _check(data, str(path))
+    if data["head"] is None or data["backbone"] is None or data["image_size"] is None:
+        raise InputError("'head', 'backbone' and 'image_size' must be set", path=path)
+    return {**copy.deepcopy(DEFAULTS), **data}
 
 
 def parse_set(items: list[str]) -> dict:
@@ -217,7 +250,7 @@ def _check(layer: dict, origin: str) -> None:
         if not _type_ok(expected, value):
             raise InputError(f"{key!r} must be {expected.__name__}, got {value!r}", path=origin)
         if key in CHOICES and value not in CHOICES[key]:
-            raise InputError(f"{key!r} must be one of {', '.join(CHOICES[key])}, got {value!r}", path=origin)
+            raise InputError(f"{key!r} must be one of {', '.join(map(str, CHOICES[key]))}, got {value!r}", path=origin)
         _in_range(key, value, origin)
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from hier.backbones.weights import TORCH_LOAD_ERRORS
-from hier.core.errors import InputError, first_line
-from hier.core.files import atomic_write_bytes, atomic_write_text, check_replaceable
+from hier.core.errors import InputError, first_line, is_number
+from hier.core.files import atomic_write_bytes, atomic_write_text, check_replaceable, read_json, read_text
 from hier.core.tables import csv_text
 
 from . import config as cfg
@@ -84,11 +84,21 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.csv's rows (numbers); a damaged file is an input error naming it and the line."""
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
-    with path.open() as f:
-        return [{k: float(v) if k != "epoch" else int(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    reader = csv.DictReader(io.StringIO(read_text(path)))
+    rows = []
+    try:
+        for row in reader:
+            if None in row or None in row.values() or "epoch" not in row:
+                raise ValueError("fields missing")
+            rows.append({k: float(v) if k != "epoch" else int(v) for k, v in row.items()})
+    except (ValueError, csv.Error) as e:
+        raise InputError(f"damaged ({e}); the run is damaged or was edited", path=path,
+                         where=f"line {reader.line_num}") from None
+    return rows
 
 
 def write_config(run_dir: Path, config: dict) -> None:
@@ -96,7 +106,34 @@ def write_config(run_dir: Path, config: dict) -> None:
 
 
 def read_config(run_dir: Path) -> dict:
-    return cfg.load_config_file(Path(run_dir) / CONFIG)
+    """The run's config.yaml, checked: a damaged or older file is an input error naming it and the key."""
+    path = Path(run_dir) / CONFIG
+    return cfg.check_run_config(cfg.load_config_file(path), path)
+
+
+def read_split(run_dir: Path) -> dict[str, list[str]] | None:
+    """split.json: split name -> image paths; None when absent; anything else an input error naming it."""
+    path = Path(run_dir) / SPLIT
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    if not (isinstance(data, dict) and all(isinstance(v, list) and all(isinstance(p, str) for p in v)
+                                           for v in data.values())):
+        raise InputError("expected an object of split name: [image paths]; the run is damaged", path=path)
+    return data
+
+
+def read_evaluation(run_dir: Path) -> dict:
+    """evaluation.json, checked: an object whose metrics are numbers (or null)."""
+    path = Path(run_dir) / EVALUATION
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise InputError("expected a JSON object; run hier evaluate again", path=path)
+    for key, value in data.items():
+        if key.endswith(("accuracy", "f1", "severity", "area", "ece")) and value is not None \
+                and not is_number(value):
+            raise InputError(f"{key!r} must be a number, got {value!r}; run hier evaluate again", path=path)
+    return data
 
 
 def save_weights(run_dir: Path, model: torch.nn.Module, config: dict) -> None:
@@ -105,6 +142,12 @@ def save_weights(run_dir: Path, model: torch.nn.Module, config: dict) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"head": config["head"], "backbone": config["backbone"], "config": json.dumps(config)}
     atomic_write_bytes(run_dir / WEIGHTS, save(state, metadata=metadata))
+
+
+def export_cache(run_dir: str | Path) -> Path | None:
+    """Where commands keep the run's backbone exported for a CPU runtime: the run's cache folder, or None
+    (export in memory each time) when the run cannot be written, as a shared or read-only run."""
+    return Path(run_dir) / "cache" if os.access(run_dir, os.W_OK) else None
 
 
 def check_run_dir(run_dir: str | Path) -> Path:

@@ -12,6 +12,9 @@ from hier.core.files import check_output_file
 from .taxonomy import Taxonomy
 
 FORMATS = {".png": "png", ".svg": "svg"}
+# One row per leaf at 0.19 inch: 2,000 nodes make a figure of a few metres, drawn in seconds; a tree beyond that
+# is unreadable as one picture and costs minutes and gigabytes (200,000 nodes: 256 s, 6.3 GB), so it is refused.
+MAX_NODES = 2_000
 
 
 def layout(taxonomy: Taxonomy) -> tuple[list[float], list[float]]:
@@ -40,6 +43,9 @@ def render(taxonomy: Taxonomy, out: str | os.PathLike, *, title: str | None = No
     if fmt is None:
         raise InputError(f"cannot render to {Path(out).suffix or 'a file without extension'}; use .png or .svg",
                          path=out)
+    if len(taxonomy) > MAX_NODES:
+        raise InputError(f"{len(taxonomy):,} nodes, over the {MAX_NODES:,} one picture can show readably; draw a "
+                         "part of it (a subtree's taxonomy), or read it with hier taxo show --depth N", path=next(iter(inputs), out))
     check_output_file(out, force=force, inputs=inputs)
     plt = pyplot()
 

@@ -35,7 +35,12 @@ class Step(nn.Module):
         return self
 
     def forward(self, x, targets=None):
-        return self.model.from_features(x, targets) if self.from_features else self.model(x, targets)
+        if not self.from_features:
+            return self.model(x, targets)
+        if x.ndim == 3:  # [B, views, F]: a dihedral view per image, drawn anew each step; validation: the image itself
+            x = x[torch.arange(len(x)), torch.randint(x.shape[1], (len(x),), device=x.device)] if self.training \
+                else x[:, 0]
+        return self.model.from_features(x, targets)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import torch
 
 from hier import runs
 from hier.backbones.device import pick_device
+from hier.backbones.runtime import resolve_runtime
 from hier.core.errors import HierError, InputError, first_line
 from hier.core.files import atomic_write_text, remove_stale_temporaries_below
 from hier.core.interrupts import catching_interrupts, check_interrupt
@@ -79,6 +80,7 @@ def fit(dataset_path, taxonomy: str | os.PathLike | Taxonomy | None, config: dic
     lineages, or WordNet's tree of wnid folders), said on ``console``. With ``resume``, continue ``run_dir``
     from its last checkpoint."""
     run_dir = Path(run_dir)
+    resolve_runtime(config.get("runtime") or "auto")  # a runtime asked for but not installed: said before any work
     config = {**config, "dataset": os.path.abspath(dataset_path)}  # as the dataset readers and split.json write paths
     dist.setup()
     try:

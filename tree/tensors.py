@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hier.core.errors import InputError
@@ -253,5 +254,6 @@ class TreeTensors(nn.Module):
 
     def _leaf_levels(self, leaf_values: torch.Tensor, fill: float) -> list[torch.Tensor]:
         """Leaf-space values [B, num_leaves] in level order, inner nodes at ``fill``, split into levels."""
-        padded = torch.cat([leaf_values, leaf_values.new_full((len(leaf_values), 1), fill)], 1)
+        # F.pad, not a cat with a [B, 1] column: an exported graph then takes any batch size
+        padded = F.pad(leaf_values, (0, 1), value=fill)
         return list(padded.index_select(1, self.leaf_source).split(self.level_widths, 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import multiprocessing
 import os
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hier.core.errors import InputError
-from hier.core.files import atomic_folder, atomic_write_text, check_replaceable
+from hier.core.errors import HierError, InputError
+from hier.core.files import WRITE_ERRORS, atomic_folder, atomic_write_text, check_replaceable
 from hier.data.readers import Sample
 from hier.data.splits import stratified_split
 from hier.taxo import ecotaxa
@@ -73,11 +74,28 @@ def _render(jobs: list[tuple[int, str, str, bool]]) -> int:
     return len(jobs)
 
 
-def _check_out_dir(out_dir: Path) -> None:
+def _check_arguments(out_dir: Path, force: bool, image_format: str, size: int) -> None:
+    """Every argument, before anything is written or replaced."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("exists and is not a folder", path=out_dir)
     if not out_dir.parent.is_dir():
         raise InputError("the parent folder does not exist", path=out_dir.parent)
+    if not os.access(out_dir.parent, os.W_OK):
+        raise InputError("the folder is not writable (read-only, or another user's)", path=out_dir.parent)
+    if image_format not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)} (got {image_format!r})")
+    if size < 16:
+        raise InputError(f"--size must be at least 16 pixels (got {size})")
+    check_replaceable(out_dir, force=force, own=SYNTH_FILES)
+
+
+def _write_error(error: OSError, out_dir: Path) -> HierError:
+    """A failed write as one line naming the folder: a full disk (exit 1), no permission (exit 2)."""
+    if error.errno in WRITE_ERRORS:
+        return HierError(f"{out_dir}: cannot write ({error.strerror}); nothing was kept")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return InputError(f"cannot write ({error.strerror})", path=out_dir)
+    raise error
 
 
 # Everything `hier data synth` writes: what its --force may replace.
@@ -95,12 +113,7 @@ def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, images: int = 10_00
     """
     started = time.perf_counter()
     out_dir = Path(os.path.abspath(out_dir))
-    _check_out_dir(out_dir)
-    check_replaceable(out_dir, force=force, own=SYNTH_FILES)
-    if image_format not in FORMATS:
-        raise InputError(f"--format must be one of {', '.join(FORMATS)} (got {image_format!r})")
-    if size < 16:
-        raise InputError(f"--size must be at least 16 pixels (got {size})")
+    _check_arguments(out_dir, force, image_format, size)
     tree = build_tree(depth, unseen)
     taxonomy = tree_from_parents([r for r in tree.records if r["id"] not in tree.held_out], source="synthetic")
     classes = class_order(tree)
@@ -131,12 +144,15 @@ def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, images: int = 10_00
             for split, s in rows] + unseen_jobs
     looks = {label: {**look, "neighbours": tree.neighbours.get(label, [])} for label, look in tree.looks.items()}
 
-    with atomic_folder(out_dir, replace=True) as staging:
-        for folder in {str(Path(relative).parent) for _, _, relative, _ in jobs}:
-            (staging / folder).mkdir(parents=True, exist_ok=True)
-        _render_all(jobs, looks, size, seed, staging, workers, progress)
-        taxonomy.save(staging / "taxonomy.json")
-        _write_tables(staging, tree, rows, ambiguous)
+    try:
+        with atomic_folder(out_dir, replace=True) as staging:
+            for folder in {str(Path(relative).parent) for _, _, relative, _ in jobs}:
+                (staging / folder).mkdir(parents=True, exist_ok=True)
+            _render_all(jobs, looks, size, seed, staging, workers, progress)
+            taxonomy.save(staging / "taxonomy.json")
+            _write_tables(staging, tree, rows, ambiguous)
+    except OSError as e:
+        raise _write_error(e, out_dir) from None
     return SynthResult(out_dir, {name: len(members) for name, members in splits.items()}, len(unseen_jobs),
                        len(classes), list(tree.held_out), len(ambiguous), time.perf_counter() - started)
 

@@ -44,6 +44,8 @@ def test_real_demo_answers_shallower_at_the_higher_confidence(run_cli, tmp_path)
     assert code == 0, err
     assert "$ hier taxo build --source csv" in stdout and "at 0.9" in stdout and "Next:" in stdout
     assert (out / "run" / "calibration.json").is_file() and (out / "curve.png").stat().st_size > 0
+    assert "$ hier report" in stdout and str(out / "report.html") in " ".join(stdout.split())
+    assert "<!doctype html>" in (out / "report.html").read_text().lower()[:200]
 
     def depths(name):
         with (out / name).open(newline="") as f:

@@ -1,11 +1,12 @@
-"""EfficientNet-Lite0's pip-installed ImageNet weights: the key mapping, and real photos classified right."""
+"""EfficientNet-Lite0, -1 and -2 with their pip-installed ImageNet weights: the key mapping, real photos classified
+right, and the same logits as the author's own model definition (``efficientnet-lite-pytorch``)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from hier.backbones.lite0 import PREPROCESS, efficientnet_lite0, mapped_state, timm_key, weights_file
+from hier.backbones.lite import NATIVE_SIZE, PREPROCESS, efficientnet_lite, efficientnet_lite0, mapped_state, timm_key, weights_file
 from hier.core.errors import InputError
 from hier.data.images import image_transform
 
@@ -20,20 +21,40 @@ def classifier():
     return model.eval()
 
 
-def imagenet_probabilities(model, photo) -> torch.Tensor:
-    config = {"image_size": PREPROCESS["input_size"], "augment": False, "keep_size": False, **PREPROCESS}
-    x = image_transform(config)(torch.from_numpy(photo).permute(2, 0, 1).contiguous())
+def photo_batch(photo, size: int) -> torch.Tensor:
+    config = {"image_size": size, "augment": False, "keep_size": False, **PREPROCESS}
+    return image_transform(config)(torch.from_numpy(photo).permute(2, 0, 1).contiguous())[None]
+
+
+def imagenet_probabilities(model, photo, size: int = PREPROCESS["input_size"]) -> torch.Tensor:
     with torch.no_grad():
-        return model(x[None]).softmax(-1)[0]
+        return model(photo_batch(photo, size)).softmax(-1)[0]
 
 
-def test_real_photos_get_their_imagenet_class(classifier):
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_real_photos_get_their_imagenet_class(variant):
     from skimage import data  # real photos: a cat (Chelsea) and a cup of coffee
 
-    cat = imagenet_probabilities(classifier, data.chelsea())
+    model = efficientnet_lite(variant, "DEFAULT", num_classes=1000)[0].eval()
+    cat = imagenet_probabilities(model, data.chelsea(), NATIVE_SIZE[variant])
     assert int(cat.argmax()) in CATS and float(cat[list(CATS)].sum()) > 0.8
-    coffee = imagenet_probabilities(classifier, data.coffee())
-    assert int(coffee.argmax()) == ESPRESSO and float(coffee[ESPRESSO]) > 0.5
+    coffee = imagenet_probabilities(model, data.coffee(), NATIVE_SIZE[variant])
+    assert int(coffee.argmax()) == ESPRESSO and float(coffee[ESPRESSO]) > 0.45
+    assert model.preprocess["input_size"] == NATIVE_SIZE[variant]
+
+
+@pytest.mark.parametrize("variant", [1, 2])
+def test_the_same_logits_as_the_authors_own_model(variant):
+    """The weights' own model (the package ``efficientnet-lite-pytorch``, its author's definition) is the reference."""
+    from efficientnet_lite_pytorch import EfficientNet
+    from skimage import data
+
+    reference = EfficientNet.from_name(f"efficientnet-lite{variant}")
+    reference.load_state_dict(torch.load(weights_file(variant), map_location="cpu", weights_only=True))
+    ours = efficientnet_lite(variant, "DEFAULT", num_classes=1000)[0].eval()
+    x = torch.cat([photo_batch(data.chelsea(), NATIVE_SIZE[variant]), photo_batch(data.coffee(), NATIVE_SIZE[variant])])
+    with torch.no_grad():
+        assert (ours(x) - reference.eval()(x)).abs().max() < 1e-3
 
 
 def test_feature_extractor_gives_the_classifier_inputs(classifier):

