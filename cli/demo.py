@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hier.cli import demo_plan as plan
+from hier.core.errors import InputError
 from hier.core.files import check_replaceable
 
 console = Console()
@@ -18,7 +19,6 @@ console = Console()
 
 def _check_arguments(head: str, epochs: int, image_size: int | None, images: int | None) -> None:
     """The demo's own arguments, checked as ``hier fit`` and ``hier data synth`` would check them."""
-    from hier.core.errors import InputError
     from hier.runs.config import resolve_config
 
     resolve_config(flags={"head": head, "epochs": epochs, "image_size": image_size})

@@ -19,7 +19,8 @@ SHOWN_METRICS = ("leaf_accuracy", "leaf_top5_accuracy", "balanced_accuracy", "hi
                  "hierarchical_recall", "hierarchical_f1", "hierarchical_f1_macro", "mistake_severity",
                  "mistake_severity_label", "hierarchical_distance_at_1", "hierarchical_distance_at_5",
                  "correct_at_confidence", "correct_at_confidence_upper_bound", "below_label_at_confidence",
-                 "mean_depth_at_confidence", "information_recall_at_confidence", "operating_curve_area",
+                 "mean_depth_at_confidence", "genus_or_deeper_at_confidence", "information_recall_at_confidence",
+                 "operating_curve_area",
                  "information_recall_at_correct_90", "information_recall_at_correct_95",
                  "ece", "violation_rate")  # the rows of hier evaluate's table
 

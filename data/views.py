@@ -15,5 +15,7 @@ DIHEDRAL = 8
 def dihedral_views(images: torch.Tensor) -> torch.Tensor:
     """[B, C, S, S] -> [8, B, C, S, S]: view 0 is the image itself, 1-3 its rotations by 90, 180 and 270
     degrees, 4-7 those four mirrored left to right."""
-    turned = [images.rot90(k, dims=(-2, -1)) for k in range(4)]
+    # quarter turns as transposes and flips: the same pixels as rot90, and an ONNX graph can hold them
+    upright = images.transpose(-2, -1)
+    turned = [images, upright.flip(-2), images.flip(-2).flip(-1), upright.flip(-1)]
     return torch.stack(turned + [view.flip(-1) for view in turned])

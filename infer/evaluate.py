@@ -33,6 +33,7 @@ from hier.infer.scoring import (
 from hier.metrics import hierarchical as metrics
 from hier.metrics.bounds import DELTA, clopper_pearson_upper
 from hier.metrics.correctness import top_leaves
+from hier.runs.layout import read_evaluation as read_evaluation_file
 from hier.taxo import Taxonomy
 from hier.tree import TreeTensors
 
@@ -82,6 +83,7 @@ def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy:
         "below_label_at_confidence": chosen["below_label"],
         "mean_depth_at_confidence": chosen["mean_depth"],
         "information_recall_at_confidence": chosen["information_recall"],
+        **answers_by_rank(decode(probs, threshold, tree.depth, rank), taxonomy),
         "operating_curve_area": curve_area(curve),
         "information_recall_at_correct_90": recall_at_correct(curve, 0.9),
         "information_recall_at_correct_95": recall_at_correct(curve, 0.95),
@@ -97,6 +99,20 @@ def evaluate_probabilities(probs: torch.Tensor, targets: torch.Tensor, taxonomy:
         "operating_curve": thin_curve(curve, CURVE_POINTS),
     }
     return out
+
+
+# Ranks at or below a genus: an answer there names the organism an ecologist counts (as does a leaf of the tree,
+# such as Bubbles or Detritus, which has no rank below it).
+DEEP_RANKS = ("genus", "subgenus", "species", "subspecies", "variety", "forma")
+
+
+def answers_by_rank(answered: torch.Tensor, taxonomy: Taxonomy) -> dict:
+    """The share of the answers at each rank (a node without one: by its depth), and the share answered at a
+    genus or deeper or at a leaf of the tree: the images nobody has to look at again."""
+    labels = [taxonomy.ranks[n] or f"depth {taxonomy.depth[n]}" for n in answered.tolist()]
+    deep = sum(taxonomy.ranks[n] in DEEP_RANKS or taxonomy.is_leaf(n) for n in answered.tolist())
+    shares = {label: labels.count(label) / len(labels) for label in sorted(set(labels))}
+    return {"answers_by_rank_at_confidence": shares, "genus_or_deeper_at_confidence": deep / max(1, len(labels))}
 
 
 def below_label(pred: torch.Tensor, targets: torch.Tensor, tree: TreeTensors) -> float:
@@ -188,7 +204,4 @@ def read_evaluation(run_dir) -> dict:
     path = run_dir / runs.EVALUATION
     if not path.is_file():
         raise InputError(f"no {runs.EVALUATION}: run hier evaluate {run_dir} DATASET first", path=run_dir)
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"not valid JSON ({e.msg}); run hier evaluate again", path=path) from None
+    return read_evaluation_file(run_dir)

@@ -42,6 +42,9 @@ def export_run(run_dir, out: Path, *, fmt: str | None = None, force: bool = Fals
     wanted = ".xml" if fmt == "openvino" else ".onnx"
     if out.suffix.lower() != wanted:
         raise InputError(f"a {fmt} export is a {wanted} file", path=out)
+    if runs.read_config(run_dir).get("tta"):  # ONNX Runtime cannot yet load the 8-view graph torch writes
+        raise InputError("this run answers from the mean of 8 dihedral views (tta), which the export cannot hold "
+                         "yet; export a run fitted with --set tta=false", path=run_dir / runs.CONFIG)
     check_output_file(out, force=force, inputs=runs.run_files(run_dir))
     if fmt == "openvino":
         check_output_file(out.with_suffix(".bin"), force=force, inputs=runs.run_files(run_dir))

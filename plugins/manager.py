@@ -102,7 +102,7 @@ class Plugins:
         info = self.info.get(name)
         if info is not None:
             self._fail(info, f"{why}; skipped (rename it, or leave the plugin out with HIER_LOAD_PLUGINS)")
-        with contextlib.suppress(ValueError):
+        if self.pm.get_plugin(name) is not None:
             self.pm.unregister(name=name)
         self._registries.clear()
 

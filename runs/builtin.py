@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from hier.core.cache import cache_dir
-from hier.core.errors import InputError
-from hier.core.files import atomic_folder
+from hier.core.errors import HierError, InputError
+from hier.core.files import WRITE_ERRORS, atomic_folder
 
 from . import layout
 
@@ -50,7 +50,8 @@ def builtin_run(name: str, console=None) -> Path:
             _imagenet_lite0(staging)
     except OSError as e:
         if not _whole(target):  # else another process finished it first
-            raise InputError(f"cannot write the built-in run ({e.strerror or e})", path=target) from None
+            error = HierError if e.errno in WRITE_ERRORS else InputError  # a full disk is not the user's input
+            raise error(f"{target}: cannot write the built-in run ({e.strerror or e})") from None
     return target
 
 

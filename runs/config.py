@@ -22,7 +22,7 @@ from hier.core.files import read_text
 DEFAULTS: dict = {
     "dataset": None,  # recorded by `hier fit`: calibrate and evaluate default to it
     # model
-    "head": "arcface-multihead",
+    "head": "classifier",  # chosen by measurement on real plankton (docs/results.md, "Deep and right")
     "head_options": {},
     "loss": None,  # None: the head's default loss
     "loss_options": {},
@@ -40,13 +40,17 @@ DEFAULTS: dict = {
     "interpolation": None,
     "keep_size": False,
     "augment": None,  # None: off for a frozen backbone (its features are cached), on when the backbone trains
-    "views": 1,  # dihedral views per training image in the frozen feature cache (1 or 8; an epoch draws one)
+    "views": 8,  # dihedral views per training image in the frozen feature cache (1 or 8; an epoch draws one)
     "tta": False,  # answer from the mean features of the 8 dihedral views (calibrate, evaluate, predict alike)
     "split_fractions": [0.8, 0.1, 0.1],  # train, val, test, for a dataset without its own splits
     "calibration_fraction": 0.1,  # share of the training images held out for hier calibrate (docs/confidence.md)
     "train_split": "train",
     "val_split": "val",
     "balanced_sampler": False,
+    # the long tail (docs/training.md); none stays the default until a long-tailed measurement shows a win
+    "long_tail": "none",  # none | logit_adjust: train on scores + long_tail_tau * log(training prior) (Menon 2021)
+    "long_tail_tau": 1.0,
+    "prior": "train",  # the class mix the probabilities are for: train, uniform, or a CSV/JSON file of proportions
     "workers": None,  # DataLoader processes; None: one per CPU, up to 8
     "feature_cache": "auto",  # auto | memory | file | off; auto caches when the backbone is frozen and augment is off
     # optimisation
@@ -86,6 +90,7 @@ CHOICES = {
     "runtime": ("auto", "torch", "onnxruntime", "openvino"),
     "runtime_precision": ("f32", "bf16"),
     "views": (1, 8),
+    "long_tail": ("none", "logit_adjust"),
 }
 OPTION_KEYS = ("head_options", "loss_options", "backbone_options")
 NULLABLE_TYPES = {"embedding_size": int, "workers": int, "dataset": str, "loss": str, "weights": str,
@@ -108,6 +113,7 @@ LIMITS = {
     "embedding_dropout": _FRACTION, "lr": _above(0), "backbone_lr": _above(0), "weight_decay": _at_least(0),
     "momentum": _FRACTION, "warmup_epochs": _at_least(0), "step_size": _at_least(1), "gamma": _above(0),
     "grad_clip": _at_least(0), "early_stopping": _at_least(0), "workers": _at_least(0),
+    "long_tail_tau": _above(0),
 }
 LIST_LIMITS = {
     "split_fractions": (lambda v: len(v) == 3 and all(f >= 0 for f in v) and abs(sum(v) - 1) <= 1e-6,
@@ -191,9 +197,9 @@ def load_config_file(path: str | Path) -> dict:
     return data
 
 
-# What a stored run's config.yaml must hold: the network's shape and input. Any other key missing (a run
-# written before it existed) takes its default, which is what that older hier did.
-RUN_REQUIRED = ("head", "backbone", "image_size", "embedding_size")
+# What a stored run's config.yaml must hold: which network it is. Any other key missing (a run written before
+# it existed) takes its default, which is what that older hier did; weights that then do not fit are refused.
+RUN_REQUIRED = ("head", "backbone")
 
 
 def check_run_config(data: dict, path: str | Path) -> dict:
@@ -204,8 +210,8 @@ def check_run_config(data: dict, path: str | Path) -> dict:
         raise InputError(f"no {missing[0]!r} (the run is damaged or was written by another program)", path=path)
     data = _normalise(data)
     _check(data, str(path))
-    if data["head"] is None or data["backbone"] is None or data["image_size"] is None:
-        raise InputError("'head', 'backbone' and 'image_size' must be set", path=path)
+    if data["head"] is None or data["backbone"] is None:
+        raise InputError("'head' and 'backbone' must be set", path=path)
     return {**copy.deepcopy(DEFAULTS), **data}
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from hier.core.errors import InputError
-from hier.core.files import decode_text, read_bytes
+from hier.core.files import check_zip_members, decode_text, read_bytes
 from hier.core.tables import TYPE_TAGS, numbered_rows
 
 from .taxonomy import Taxonomy
@@ -85,6 +85,7 @@ def read_export(path: str | os.PathLike) -> list[EcoTaxaRow]:
     if is_zip(path, io.BytesIO(data)):
         rows = []
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            check_zip_members(archive.infolist(), path)  # a bomb is refused before a byte is inflated
             members = [m for m in archive.namelist() if m.lower().endswith((".tsv", ".txt"))]
             if not members:
                 raise InputError("the zip holds no .tsv export", path=path)

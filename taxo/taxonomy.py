@@ -75,6 +75,9 @@ class Taxonomy:
             if parent_id is None:
                 roots.append(i)
                 continue
+            if not isinstance(parent_id, str):  # a list or a number cannot name a node (nor be looked up)
+                raise InputError(f"parent must be a node id (text) or null, got {parent_id!r}", path=origin,
+                                 where=f"node {self.ids[i]!r}")
             if parent_id not in self._index:
                 raise InputError(f"parent {parent_id!r} is not a node of the taxonomy", path=origin,
                                  where=f"node {self.ids[i]!r}")

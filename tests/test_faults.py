@@ -1,6 +1,7 @@
 """Faults with real processes: kill -9, Ctrl-C and SIGTERM during fit, predict, calibrate and synth; then --resume,
 or a rerun that cleans what the killed one left."""
 
+import contextlib
 import csv
 import os
 import random
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -107,23 +109,25 @@ def test_kill_9_during_predict_leaves_no_truncated_output(synth_dataset, uninter
     assert not list(tmp_path.glob(".predictions.csv.*.tmp"))  # the killed run's temporary file is cleaned
 
 
-def blocking_image(folder, name="wait.png"):
-    """A FIFO named like an image: a reader blocks in open() until the test opens the other end."""
-    path = folder / name
-    os.mkfifo(path)
-    return path
+def many_images(folder, copies=60):
+    """Each image of ``folder``'s class folders ``copies`` times: reading them takes seconds."""
+    for image in list(folder.rglob("*.png")):
+        for k in range(copies):
+            shutil.copy(image, image.with_name(f"{image.stem}-{k}.png"))
 
 
-def wait_until_read(fifo, process, timeout=120):
-    """Returns once ``process`` has opened ``fifo`` for reading (a non-blocking writer can then open it)."""
-    deadline = time.time() + timeout
+def wait_until_reading(folder, process, timeout=120):
+    """Returns once ``process`` holds a file under ``folder`` open: it is reading the images. (A FIFO named
+    like an image used to hold the reader still; hier now refuses anything but a regular file unread.)"""
+    fds, deadline = Path(f"/proc/{process.pid}/fd"), time.time() + timeout
     while time.time() < deadline:
-        try:
-            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError:  # ENXIO: no reader yet
-            assert process.poll() is None, process.communicate()[1]
-            time.sleep(0.02)
-    raise AssertionError("the command did not reach the image in time")
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(fds):
+                with contextlib.suppress(OSError):
+                    if os.readlink(fds / fd).startswith(str(folder)):
+                        return
+        assert process.poll() is None, process.communicate()[1]
+    raise AssertionError("the command did not reach the images in time")
 
 
 @pytest.mark.parametrize("command, sent, code, said", [
@@ -134,15 +138,14 @@ def test_signal_while_reading_images_says_so_and_leaves_nothing(synth_dataset, u
                                                                 sent, code, said):
     data = tmp_path / "data"
     shutil.copytree(synth_dataset / "val", data / "val")
-    fifo = blocking_image(next(p for p in (data / "val").iterdir() if p.is_dir()))
+    many_images(data / "val")
     args = {"calibrate": ["calibrate", str(uninterrupted), str(data), "--split", "val"],
             "predict": ["predict", str(uninterrupted), str(data / "val"), "-o", str(tmp_path / "p.csv")]}[command]
     process = subprocess.Popen([sys.executable, "-m", "hier.cli", *args, "--workers", "0"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    writer = wait_until_read(fifo, process)
+    wait_until_reading(data, process)
     process.send_signal(sent)
     _, stderr = process.communicate(timeout=60)
-    os.close(writer)
     assert process.returncode == code, stderr
     assert stderr.strip().splitlines()[-1] == said and "Traceback" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no output, no temporary file

@@ -60,6 +60,13 @@ def test_a_zip_bomb_is_refused_before_anything_is_extracted(run_cli, taxonomy_fi
     assert not list((tmp_path / "cache").rglob("*.tsv"))
 
 
+def test_taxo_build_from_a_zip_bomb_is_refused_too(run_cli, tmp_path):
+    table = (EXPORT + "a.png\tliving>a\tvalidated\n").encode() + b" " * 20_000_000
+    ecotaxa_zip(tmp_path / "bomb.zip", {"export.tsv": table})
+    line = one_line(run_cli, "taxo", "build", "--source", "ecotaxa", tmp_path / "bomb.zip", "-o", tmp_path / "t.json")
+    assert "bomb.zip: member 'export.tsv' would expand" in line and not (tmp_path / "t.json").exists()
+
+
 def test_a_zip_with_a_bad_crc_is_named(run_cli, taxonomy_file, tmp_path, monkeypatch):
     monkeypatch.setenv("HIER_CACHE", str(tmp_path / "cache"))
     path = ecotaxa_zip(tmp_path / "bad.zip", {"export.tsv": (EXPORT + "a.png\tliving>a\tvalidated\n").encode()},

@@ -106,18 +106,22 @@ def test_a_lock_file_left_behind_never_blocks(tmp_path, left):
     assert not (tmp_path / ".p.csv.lock").exists()
 
 
-def test_a_lock_that_cannot_be_made_leaves_nothing(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
-                      check=False, capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a read-only tmpfs here")
+def test_a_lock_on_a_full_disk_neither_fails_nor_blocks(tmp_path):
+    disk = tmp_path / "full"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=False,
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
     try:
-        with pytest.raises(InputError, match="cannot write beside the output"), output_lock(folder / "p.csv"):
+        with pytest.raises(OSError), open(disk / "filler", "wb") as f:  # no block left, inodes still free
+            f.write(b"x" * 1_000_000)
+        with output_lock(disk / "p.csv"):  # a lock that held a process id could not be written here
             pass
-        assert os.listdir(folder) == []
+        assert sorted(os.listdir(disk)) == ["filler"]
+        with output_lock(disk / "p.csv"):
+            pass
     finally:
-        subprocess.run(["umount", str(folder)], check=False)
+        subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_resume_removes_only_dead_writers_temporaries(tmp_path):

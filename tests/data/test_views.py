@@ -25,3 +25,11 @@ def test_views_keep_batch_and_channels():
     assert views.shape == (8, 3, 3, 8, 8)
     for k in range(8):
         assert torch.allclose(views[k].sum(dim=(-2, -1)), images.sum(dim=(-2, -1)))  # pixels moved, none lost
+
+
+def test_the_turns_are_rot90s():
+    images = torch.rand(2, 3, 5, 5)
+    views = dihedral_views(images)
+    for k in range(4):
+        assert torch.equal(views[k], images.rot90(k, dims=(-2, -1)))
+        assert torch.equal(views[4 + k], images.rot90(k, dims=(-2, -1)).flip(-1))

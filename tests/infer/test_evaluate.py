@@ -85,3 +85,21 @@ def test_the_informative_rule_answers_where_the_deepest_rule_goes_astray():
     assert (deepest["correct_at_confidence"], deepest["mean_depth_at_confidence"]) == (0.0, 3.0)
     assert (informative["correct_at_confidence"], informative["mean_depth_at_confidence"]) == (1.0, 2.0)
     assert informative["operating_curve_area"] > deepest["operating_curve_area"]
+
+
+def test_answers_by_rank_and_the_share_at_genus_or_deeper():
+    import torch
+
+    from hier.infer.evaluate import answers_by_rank
+    from hier.taxo import Taxonomy
+
+    tree = Taxonomy([{"id": "r", "parent": None}, {"id": "Bacillariophyceae", "parent": "r", "rank": "class"},
+                     {"id": "Chaetoceros", "parent": "Bacillariophyceae", "rank": "genus"},
+                     {"id": "C. affinis", "parent": "Chaetoceros", "rank": "species"},
+                     {"id": "C. danicus", "parent": "Chaetoceros", "rank": "species"},
+                     {"id": "Bubbles", "parent": "r"}])  # a leaf without a rank: as deep as it goes
+    answered = torch.tensor([0, 1, 1, 2, 3, 5, 5, 4])  # r, class x2, genus, species x2 (3, 4), Bubbles x2
+    figures = answers_by_rank(answered, tree)
+    assert figures["answers_by_rank_at_confidence"] == {"class": 2 / 8, "depth 0": 1 / 8, "depth 1": 2 / 8,
+                                                        "genus": 1 / 8, "species": 2 / 8}
+    assert figures["genus_or_deeper_at_confidence"] == 5 / 8  # genus, two species, two Bubbles

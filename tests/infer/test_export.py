@@ -118,3 +118,10 @@ def test_openvino_export_writes_the_model_and_its_weights(run_cli, calibrated, t
     with torch.no_grad():
         expected = model.node_probabilities(model(images) / temperature)
     assert np.abs(compiled(images.numpy())[0] - expected.numpy()).max() < 1e-4
+
+
+def test_a_tta_run_is_refused_rather_than_exported_with_one_view(run_cli, calibrated, tmp_path):
+    run = Path(shutil.copytree(calibrated, tmp_path / "run"))
+    runs.write_config(run, {**runs.read_config(run), "tta": True})
+    code, _, err = run_cli("export", run, "-o", tmp_path / "tta.onnx")
+    assert code == 2 and "tta" in err and not (tmp_path / "tta.onnx").exists()

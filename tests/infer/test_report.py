@@ -291,7 +291,7 @@ def test_page_in_headless_chromium(fake_run, tmp_path):
     test_page.write_text(with_selftest(out.read_text(), node))
     done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                            "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr",
-                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=30000", "--dump-dom",
                            test_page.as_uri()], check=False, capture_output=True, text=True, timeout=120)
     found = re.search(r'<pre id="selftest">(.*?)</pre>', done.stdout)
     assert found, f"no self-test result: {done.stderr[-2000:]}"

@@ -4,14 +4,11 @@ EcoTaxa import read back the way EcoTaxa's own import code reads it."""
 import csv
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from hier.core.files import output_lock
 from hier.infer import predict as inference
 from hier.infer import writers
 from hier.infer.answer import answer_rule
@@ -143,19 +140,3 @@ def test_an_output_written_meanwhile_is_kept_and_the_second_writer_fails(tmp_pat
         f.write("second\n")
         out.write_text("first\n")  # what another predict run renames into place meanwhile
     assert out.read_text() == "first\n" and [p.name for p in tmp_path.iterdir()] == ["p.csv"]
-
-
-def test_an_output_being_written_is_locked(tmp_path):
-    out = tmp_path / "p.csv"
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        (tmp_path / ".p.csv.lock").write_text(str(holder.pid))
-        with pytest.raises(InputError, match=f"another command \\(process {holder.pid}\\) is writing this file"), \
-                output_lock(out):
-            pass
-    finally:
-        holder.kill()
-        holder.wait()
-    with output_lock(out):  # its process is gone: the stale lock is taken over, then removed
-        assert (tmp_path / ".p.csv.lock").read_text() == str(os.getpid())
-    assert not (tmp_path / ".p.csv.lock").exists()

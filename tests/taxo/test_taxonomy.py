@@ -55,6 +55,8 @@ def test_round_trip_keeps_extra_keys(tmp_path):
     ([{"id": "a", "parent": "b"}, {"id": "b", "parent": "a"}], "no root"),
     ([{"id": "r", "parent": None}, {"id": "a", "parent": "b"}, {"id": "b", "parent": "a"}], "cycle"),
     ([{"id": "r", "parent": None}, {"id": "a", "parent": "a"}], "its own parent"),
+    ([{"id": "r", "parent": None}, {"id": "a", "parent": ["r"]}], r"node 'a': parent must be a node id \(text\) or null"),
+    ([{"id": "r", "parent": None}, {"id": "a", "parent": 0}], "parent must be a node id"),
 ])
 def test_malformed_trees_are_input_errors(nodes, message):
     with pytest.raises(InputError, match=message):
