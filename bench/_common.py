@@ -51,8 +51,10 @@ def machine() -> str:
 
 # The process reports its own peak resident memory as it exits.
 PREDICT = """
-import atexit, resource, sys
-atexit.register(lambda: print("PEAK_KIB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))
+import atexit, sys
+# VmHWM: this program's own peak; ru_maxrss would also count the bench's pages the fork copied before exec
+atexit.register(lambda: print("PEAK_KIB", next(line.split()[1] for line in open("/proc/self/status")
+                                                if line.startswith("VmHWM")), file=sys.stderr))
 from hier.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """

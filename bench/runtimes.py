@@ -8,7 +8,10 @@ with its pip-installed ImageNet weights at 160 px, batch 64, this process's thre
 2. `hier predict` of a Lite0 run in fresh processes at two sizes: steady images/s (the difference of the
    two, which cancels start-up and the runtime's compile) and peak memory of each;
 3. the network alone on letterboxed tensors: images/s, max |features - eager's|, and GFLOP/s against the
-   machine's own f32 matrix-multiply rate measured here (a practical peak).
+   cores' f32 peak;
+4. where `hier predict`'s time goes per image: decoding and letterboxing on one core, the network on each
+   runtime (table 3), and the rest of predict (head, answers, CSV, hand-over between processes) as what is
+   left of table 2's steady time.
 Ratios are against eager channels-last, what hier ran before the runtimes.
 """
 
@@ -101,6 +104,24 @@ def network_table(images: torch.Tensor, work: Path) -> dict[str, float]:
     return rates
 
 
+def stages_table(paths: list[Path], predict_rates: dict[str, float], network_rates: dict[str, float]) -> None:
+    from hier.backbones.lite import PREPROCESS
+    from hier.data.images import build_transform, load_image
+
+    transform = build_transform(SIZE, train=False, mean=PREPROCESS["mean"], std=PREPROCESS["std"],
+                                interpolation=PREPROCESS["interpolation"])
+    sample = chosen(paths, 512)
+    decode = min(_timed(lambda: [transform(load_image(p)) for p in sample]) for _ in range(2)) / len(sample) * 1e3
+    print(f"\n4. where hier predict's time goes, ms per image: decoding and letterboxing {decode:.2f} ms on one core "
+          f"({decode / 2:.2f} ms of wall time with both cores decoding)")
+    print(f"{'runtime':14} {'predict':>8} {'network':>8} {'decode/2':>9} {'the rest':>9}")
+    for runtime, rate in predict_rates.items():
+        network = 1e3 / network_rates[runtime if runtime == "torch" else runtime + " f32"]
+        total = 1e3 / rate
+        print(f"{runtime:14} {total:8.2f} {network:8.2f} {decode / 2:9.2f} {total - network - decode / 2:9.2f}")
+    print("(decoding overlaps the network in DataLoader workers, so the parts can sum to more than the total)")
+
+
 def feature_pass(runtime: str, count: int) -> None:
     """One runtime's feature pass in this (fresh) process: a warm-up pass (the export, the compile), then the
     timed one; prints images/s and how many images gave features."""
@@ -142,7 +163,7 @@ def feature_pass_table(count: int) -> None:
         print(f"{runtime:36} {float(rate):9.0f} {float(rate) / base:8.2f}x")
 
 
-def predict_table(paths: list[Path], sizes: list[int], work: Path) -> None:
+def predict_table(paths: list[Path], sizes: list[int], work: Path) -> dict[str, float]:
     from hier.backbones import runtime as rt
     from hier.runs.config import resolve_config
     from hier.train.fit import fit
@@ -169,13 +190,14 @@ def predict_table(paths: list[Path], sizes: list[int], work: Path) -> None:
         folders[n].mkdir()
         for i in range(n):
             os.link(paths[i % len(paths)], folders[n] / f"{i:06d}.jpg")
-    base = None
+    base, rates = None, {}
     for runtime in rt.available_runtimes():
         timed = [run_predict(work / "run", folders[n], work / "p.csv", "--runtime", runtime) for n in sizes]
         steady = (sizes[1] - sizes[0]) / (timed[1][0] - timed[0][0])
-        base = base or steady
+        base, rates[runtime] = base or steady, steady
         print(f"{runtime:14} {timed[0][0]:9.1f} {timed[1][0]:9.1f} {steady:13.0f} {steady / base:8.2f}x "
               f"{timed[0][1]:6.0f} / {timed[1][1]:.0f}")
+    return rates
 
 
 def main() -> None:
@@ -197,8 +219,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="hier-bench-runtimes-"))
     try:
         feature_pass_table(args.images)
-        predict_table(paths, args.predict, work)
-        network_table(images, work)
+        predict_rates = predict_table(paths, args.predict, work)
+        network_rates = network_table(images, work)
+        network_rates["torch"] = network_rates["eager, channels_last (hier before)"]
+        stages_table(paths, predict_rates, network_rates)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

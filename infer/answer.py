@@ -118,7 +118,7 @@ class AnswerRule:
         c = self.calibration
         return (f"using calibration.json: temperature {self.temperature:.3f}, confidence {self.confidence:g} -> "
                 f"level {self.level:.2f} -> threshold {self.threshold:.3f} (certified on {c.n} {c.split} images "
-                f"at risk {c.delta:g})")
+                f"at risk {c.delta:g}; {c.coverage(c.entry(self.level))})")
 
 
 def decode_rule(config: dict) -> str:

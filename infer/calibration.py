@@ -11,6 +11,10 @@
    correct on new images from the same distribution is at least c). Correct means the answer is the
    true node, an ancestor of it, or below an inner-node label.
 
+3. With ``per_class`` (``hier calibrate --per-class``), each level's threshold is raised, where needed, to one
+   that every class keeps on its own (:mod:`hier.infer.class_conditional`): the marginal promise still holds,
+   and the per-class one makes it hold for any mix of the certified classes.
+
 ``hier predict --confidence C`` uses the entry of the smallest level >= C. docs/confidence.md says more.
 """
 
@@ -25,7 +29,8 @@ from hier import runs
 from hier.backbones.device import pick_device
 from hier.core.progress import Progress
 from hier.infer.answer import decode_rule
-from hier.infer.curve import operating_curve
+from hier.infer.class_conditional import class_conditional_entries
+from hier.infer.curve import at_confidence, operating_curve
 from hier.infer.scoring import (
     calibration_parts,
     dataset_of,
@@ -132,7 +137,31 @@ def threshold_table(probs: torch.Tensor, targets: torch.Tensor, tree: TreeTensor
     return table
 
 
-def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = "auto",
+def per_class_table(probs: torch.Tensor, targets: torch.Tensor, taxonomy, *, levels=LEVELS, delta: float = DELTA,
+                    rule: str = "deepest") -> list[dict]:
+    """The marginal table with each threshold raised to the class-conditional one where that is higher.
+
+    A raised threshold was tested before the marginal one in the fixed sequence and passed, so the marginal
+    guarantee holds for it too; its figures on this split are recomputed. A level is uncertified (None) when
+    either promise cannot be made.
+    """
+    tree = TreeTensors(taxonomy)
+    n = len(targets)
+    table = []
+    for marginal, conditional in zip(threshold_table(probs, targets, tree, levels=levels, delta=delta, rule=rule),
+                                     class_conditional_entries(probs, targets, taxonomy, levels, rule=rule)):
+        entry = {**marginal, "groups": conditional["groups"], "uncertified": conditional["uncertified"]}
+        if marginal["threshold"] is None or conditional["threshold"] is None:
+            entry.update(threshold=None, correct=None, lower_bound=None, mean_depth=None, information_recall=None)
+        elif conditional["threshold"] > marginal["threshold"]:
+            figures = at_confidence(probs, targets, tree, conditional["threshold"], rule)
+            entry.update(threshold=conditional["threshold"], **figures,
+                         lower_bound=clopper_pearson_lower(round(figures["correct"] * n), n, delta))
+        table.append(entry)
+    return table
+
+
+def calibrate(run_dir, dataset=None, *, split: str | None = None, per_class: bool = False, device: str = "auto",
               batch_size: int | None = None, workers: int | None = None,
               runtime: str | None = None, tta: bool | None = None,
               console=None, progress: bool = True) -> Calibration:
@@ -140,7 +169,7 @@ def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = 
 
     ``dataset`` defaults to the one the run was trained on; the thresholds are certified on its
     calibration part (or ``split``), the temperature is fitted on a disjoint part
-    (:func:`hier.infer.scoring.calibration_parts`).
+    (:func:`hier.infer.scoring.calibration_parts`). ``per_class``: the table of :func:`per_class_table`.
     """
     run_dir = runs.check_run_dir(run_dir)
     dataset = dataset_of(run_dir, dataset, "calibrate")
@@ -160,9 +189,11 @@ def calibrate(run_dir, dataset=None, *, split: str | None = None, device: str = 
     temperature, before, after = fit_temperature(tuned.scores, tuned.targets,
                                                  lambda s: model.node_probabilities(s.to(device)), taxonomy)
     probs = node_probabilities(model, scored.scores, temperature, device)
-    calibration = Calibration(temperature=temperature, delta=DELTA, n=len(scored.targets),
-                              table=threshold_table(probs, scored.targets, TreeTensors(taxonomy),
-                                                    rule=decode_rule(config)),
+    rule = decode_rule(config)
+    table = (per_class_table(probs, scored.targets, taxonomy, rule=rule) if per_class
+             else threshold_table(probs, scored.targets, TreeTensors(taxonomy), rule=rule))
+    calibration = Calibration(temperature=temperature, delta=DELTA, n=len(scored.targets), table=table,
+                              guarantee="per-class" if per_class else "marginal",
                               weights_sha256=weights_digest(run_dir),
                               unreadable=len(scored.unreadable) + len(tuned.unreadable),
                               dataset=str(dataset), split=parts.certify_name, loss_before=before, loss_after=after,

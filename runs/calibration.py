@@ -14,6 +14,7 @@ from hier.core.files import atomic_write_text
 from .layout import CALIBRATION, LAST, WEIGHTS
 
 FORMAT = "hier-calibration"
+GUARANTEES = ("marginal", "per-class")  # docs/confidence.md says what each promises
 
 
 def weights_digest(run_dir: Path) -> str:
@@ -40,6 +41,7 @@ class Calibration:
     loss_after: float | None = None  # node BCE at T
     temperature_split: str = ""  # the images the temperature was fitted on (disjoint from ``split``)
     temperature_n: int = 0
+    guarantee: str = "marginal"  # per-class: each entry also lists its groups of classes and those uncertified
     format: str = field(default=FORMAT)
     version: int = 1
 
@@ -79,10 +81,16 @@ class Calibration:
             raise ValueError("weights_sha256 is not a sha256 digest")
         if not isinstance(self.table, list) or not self.table:
             raise ValueError("the confidence table is empty")
+        if self.guarantee not in GUARANTEES:
+            raise ValueError(f"guarantee is {self.guarantee!r}, expected one of {', '.join(GUARANTEES)}")
         previous = 0.0
         for k, entry in enumerate(self.table):
             if not isinstance(entry, dict) or "level" not in entry or "threshold" not in entry:
                 raise ValueError(f"table entry {k} lacks a level or a threshold")
+            if self.guarantee == "per-class" and not (
+                    isinstance(entry.get("groups"), list) and isinstance(entry.get("uncertified"), list)
+                    and all(isinstance(g, dict) and isinstance(g.get("classes"), list) for g in entry["groups"])):
+                raise ValueError(f"table entry {k} lacks its groups of classes (a per-class calibration)")
             number(entry["level"], previous, 1, f"table entry {k}'s level", open_low=True)
             if entry["threshold"] is not None:
                 number(entry["threshold"], 0, 1, f"table entry {k}'s threshold")
@@ -91,6 +99,16 @@ class Calibration:
     def entry(self, confidence: float) -> dict | None:
         """The entry of the smallest level >= confidence (a conservative reading); None above the table."""
         return next((e for e in self.table if e["level"] >= confidence - 1e-9), None)
+
+    def coverage(self, entry: dict) -> str:
+        """What the entry promises, in a line: on the calibration mix, or per class (and for how many)."""
+        if self.guarantee == "marginal":
+            return f"on average over the mix of classes of the {self.n} {self.split} images"
+        groups = entry["groups"]
+        alone = sum(1 for g in groups if g["classes"] == [g["node"]])
+        pooled = sum(len(g["classes"]) for g in groups) - alone
+        return (f"per class: {alone} classes alone, {pooled} in {len(groups) - alone} groups of relatives, "
+                f"{len(entry['uncertified'])} uncertified")
 
     @property
     def highest_certified(self) -> float | None:
