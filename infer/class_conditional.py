@@ -50,7 +50,8 @@ def class_groups(taxonomy: Taxonomy, targets: torch.Tensor, needed: int) -> tupl
 
     A class (a label node) with ``needed`` images or more is a group of its own. The others are pooled up the
     tree: at each node, the classes below it not yet in a group (and the node's own label, if too rare alone)
-    form a group named by the node once they hold ``needed`` images; what the root cannot group is uncertified.
+    form a group named by the node once they hold ``needed`` images; what the root cannot group is uncertified,
+    and so is every leaf or label of the taxonomy without calibration images.
     """
     counts = torch.bincount(targets, minlength=len(taxonomy)).tolist()
     groups = [(c, [c]) for c in range(len(taxonomy)) if counts[c] >= needed]
@@ -61,7 +62,8 @@ def class_groups(taxonomy: Taxonomy, targets: torch.Tensor, needed: int) -> tupl
             groups.append((node, sorted(pool)))
             pool = []
         if node == taxonomy.root:
-            return groups, sorted(pool)
+            unseen = [c for c in range(len(taxonomy)) if counts[c] == 0 and (taxonomy.is_leaf(c) or taxonomy.is_label(c))]
+            return groups, sorted(pool + unseen)
         pending[int(taxonomy.parent[node])].extend(pool)
     raise AssertionError("unreachable: the root ends the loop")
 

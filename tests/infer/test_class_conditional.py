@@ -63,9 +63,10 @@ def test_rare_classes_are_pooled_up_the_tree(taxonomy):
     # with 13 needed, c is too rare alone and A's pool too small: all pool at the root (23)
     groups, uncertified = cc.class_groups(taxonomy, targets, 13)
     assert groups == [(ROOT, [C, A1, A2, X, Y])] and uncertified == []
-    # a class too rare for even the root's pool is uncertified, never silently covered
+    # a class too rare for even the root's pool is uncertified, never silently covered; so are the leaves
+    # without calibration images (a1, y)
     groups, uncertified = cc.class_groups(taxonomy, torch.tensor([C] * 12 + [X] * 2), 9)
-    assert groups == [(C, [C])] and uncertified == [X]
+    assert groups == [(C, [C])] and uncertified == [A1, X, Y]
 
 
 def test_group_threshold_is_the_conformal_quantile_by_hand():
@@ -97,7 +98,7 @@ def test_a_shifted_mix_breaks_the_marginal_promise_and_keeps_the_per_class_one(t
         [plain] = cal.threshold_table(probs, targets, tree, levels=(0.9,))
         [both] = cal.per_class_table(probs, targets, taxonomy, levels=(0.9,))
         assert plain["correct"] >= 0.9 and both["correct"] >= 0.9 and both["lower_bound"] >= 0.9
-        assert both["threshold"] >= plain["threshold"] and both["uncertified"] == []
+        assert both["threshold"] >= plain["threshold"] and both["uncertified"] == ["a1", "y"]  # no images of them
         assert sorted(g["node"] for g in both["groups"]) == ["c", "x"]
         marginal.append(plain["threshold"])
         per_class.append(both["threshold"])
@@ -126,7 +127,7 @@ def test_per_class_calibration_file_round_trip_and_checks(tmp_path, taxonomy):
     calibration.save(run)
     loaded = calibration_file.Calibration.load(run)
     assert loaded == calibration
-    assert loaded.coverage(loaded.entry(0.9)) == "per class: 2 classes alone, 0 in 0 groups of relatives, 0 uncertified"
+    assert loaded.coverage(loaded.entry(0.9)) == "per class: 2 classes alone, 0 in 0 groups of relatives, 2 uncertified"
     (run / "taxonomy.json").write_text("{}")  # the answer rule reads only the calibration here
     described = answer.AnswerRule(0.9, loaded.entry(0.9)["threshold"], 1.0, True, 0.9, loaded).describe()
     assert "per class: 2 classes alone" in described
