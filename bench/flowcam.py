@@ -20,8 +20,9 @@ upweighted: ``hier evaluate --reweight``).
 
 Runs (every setting the defaults but the ones named; views 1 to keep the feature pass at one per image):
 - ``sample``: the shared sample alone (60 per class), what hier's real-data figures come from;
-- ``tail``: the sample and the long tail, plain cross-entropy;
-- ``tail-la``: the same with logit adjustment (``long_tail: logit_adjust``, probabilities for the uniform mix);
+- ``tail``: the sample and the long tail, plain cross-entropy, probabilities for the training mix;
+- ``tail-uniform``: the same, probabilities for the uniform mix (``--prior uniform``: the post-hoc correction);
+- ``tail-la``: trained with logit adjustment (``--long-tail logit_adjust``), probabilities for the uniform mix;
 each calibrated on ``calib`` twice, the marginal promise and ``--per-class``.
 """
 
@@ -47,7 +48,8 @@ FRACTIONS = {"train": 0.10, "val": 0.02, "calib": 0.03, "test": 0.03}
 RUNS = {
     "sample": ("sample", []),
     "tail": ("tail", []),
-    "tail-la": ("tail", ["--set", "long_tail=logit_adjust"]),
+    "tail-uniform": ("tail", ["--prior", "uniform"]),
+    "tail-la": ("tail", ["--long-tail", "logit_adjust", "--prior", "uniform"]),
 }
 COMMON = ["--set", "views=1", "--set", "calibration_fraction=0.0"]
 

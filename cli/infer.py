@@ -80,6 +80,9 @@ def calibrate(
     run: Optional[Path] = _RUN,
     split: Optional[str] = typer.Option(None, help="Split to certify the thresholds on (default: the calibration "
                                                    "part, held out of training and of best-epoch selection)."),
+    per_class: bool = typer.Option(False, "--per-class", help="Keep each confidence for every class on its own "
+                                   "(rare classes pooled with their relatives), so that any mix of classes keeps it; "
+                                   "answers are shallower (docs/confidence.md)."),
     device: str = _DEVICE,
     batch_size: Optional[int] = _BATCH,
     workers: Optional[int] = _WORKERS,
@@ -89,7 +92,8 @@ def calibrate(
     """Fit a temperature and a confidence table on held-out images; stored in RUN_DIR/calibration.json.
 
     For each confidence level 0.50..0.99 the table holds the lowest threshold whose answers are correct at
-    least that often, by a one-sided Clopper-Pearson bound at risk 0.05 (see docs/confidence.md).
+    least that often, by a one-sided Clopper-Pearson bound at risk 0.05 (see docs/confidence.md); with
+    --per-class, at least that often for every class (Mondrian conformal calibration).
 
     Example: hier calibrate runs/demo synth/
     """
@@ -97,8 +101,9 @@ def calibrate(
 
     choice = _choose(arguments or [], run, most=1)
     run_dir, dataset = choice.run_dir, (choice.sources or [None])[0]
-    calibration = run_calibrate(run_dir, dataset, split=split, device=device, batch_size=batch_size,
-                                workers=workers, runtime=_runtime(runtime), tta=tta, console=console)
+    calibration = run_calibrate(run_dir, dataset, split=split, per_class=per_class, device=device,
+                                batch_size=batch_size, workers=workers, runtime=_runtime(runtime), tta=tta,
+                                console=console)
     out = Console()
     out.print(f"temperature {calibration.temperature:.4f} (node BCE {calibration.loss_before:.4f} -> "
               f"{calibration.loss_after:.4f}) on {calibration.temperature_n} {calibration.temperature_split} images; "
@@ -110,6 +115,9 @@ def calibrate(
             table.add_row(f"{entry['level']:.2f}", *(_number(entry[k]) if entry[k] is not None else "not certified"
                                                       for k in ("threshold", "correct", "lower_bound", "mean_depth")))
     out.print(table)
+    at = calibration.entry(0.9)
+    if at is not None:
+        out.print(f"the promise at 0.9: {calibration.coverage(at)}")
     out.print(f"written to {Path(run_dir) / 'calibration.json'}; hier predict uses it from now on")
 
 
@@ -139,6 +147,10 @@ def predict(
     With calibration.json in the run, --confidence C is a promise: answers are correct at least a fraction
     C of the time (risk 0.05). Unreadable images get a row with an error; the run goes on.
 
+    The output file appears whole at the end. A run stopped before (killed, Ctrl-C) leaves its rows in
+    .NAME.partial beside it: the same command run again continues them. Under torchrun each process answers
+    a share of the images, joined into one file.
+
     Example: hier predict runs/demo samples/ --confidence 0.9 -o predictions.csv
 
     Example: hier predict --confidence 0.9 cat.jpg   (no run yet: ImageNet's WordNet tree, built in)
@@ -154,6 +166,8 @@ def predict(
     rule = answer_rule(run_dir, level, use_calibration=not uncalibrated)
     summary = run_predict(run_dir, images, rule, out=out, fmt=fmt, top_k=top_k, force=force, device=device,
                           batch_size=batch_size, workers=workers, runtime=_runtime(runtime), tta=tta, console=console)
+    if summary is None:  # a torchrun process other than the first, which sums up for all
+        return
     depths = ", ".join(f"depth {d}: {n}" for d, n in summary.depth_counts.items())
     console.print(f"{summary.images} images in {summary.seconds:.1f} s ({depths})"
                   + (f"; {summary.unreadable} unreadable (see the error column)" if summary.unreadable else "")
@@ -175,6 +189,9 @@ def evaluate(
     plot: Optional[Path] = typer.Option(None, help="Write the operating curve to this .png/.svg/.pdf."),
     uncalibrated: bool = _UNCALIBRATED,
     force: bool = typer.Option(False, "--force", help="Replace an existing --plot file."),
+    reweight: Optional[str] = typer.Option(None, "--reweight", help="Score the split as if it had another class "
+                                                                    "mix: uniform, or a CSV/JSON file of "
+                                                                    "proportions per class."),
     device: str = _DEVICE,
     batch_size: Optional[int] = _BATCH,
     workers: Optional[int] = _WORKERS,
@@ -183,7 +200,7 @@ def evaluate(
 ):
     """Hierarchical metrics, the operating curve and calibration error on a split; also RUN_DIR/evaluation.json.
 
-    Example: hier evaluate runs/demo synth/ --confidence 0.9 --plot curve.png
+    Example: hier evaluate runs/demo synth/ --confidence 0.9 --plot curve.png · hier evaluate --reweight uniform
     """
     from hier.infer.evaluate import evaluate as run_evaluate
 
@@ -192,7 +209,7 @@ def evaluate(
     run_dir, dataset = choice.run_dir, (choice.sources or [None])[0]
     result = run_evaluate(run_dir, dataset, confidence=level, split=split, unseen=unseen,
                           use_calibration=not uncalibrated, device=device, batch_size=batch_size, workers=workers,
-                          runtime=_runtime(runtime), tta=tta,
+                          runtime=_runtime(runtime), tta=tta, reweight=reweight,
                           plot=plot, force=force, console=console)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
@@ -206,8 +223,10 @@ def _print_evaluation(result: dict) -> None:
     out = Console()
     calibrated = (f"calibrated, T {result['temperature']:.3f}, threshold {result['threshold']:.3f}"
                   if result["calibrated"] else "uncalibrated")
+    mix = result["reweight"]
+    weighed = f"; weighed to the class mix {mix['mix']}" if mix else ""
     table = Table("metric", "value", title=f"{result['head']} on {result['split']} ({result['images']} images; "
-                                           f"{calibrated})")
+                                           f"{calibrated}{weighed})")
     for key in SHOWN_METRICS:
         table.add_row(key.replace("confidence", f"confidence {result['confidence']:g}"), _number(result[key]))
     out.print(table)
@@ -222,6 +241,13 @@ def _print_evaluation(result: dict) -> None:
     worst = sorted(result["per_class_recall"].items(), key=lambda item: (item[1]["recall"], -item[1]["images"]))
     out.print("lowest recall: " + ", ".join(f"{name} {v['recall']:.2f} ({v['images']})"
                                            for name, v in worst[:WORST_CLASSES]))
+    if result["worst_class_at_confidence"]:
+        w = result["worst_class_at_confidence"]
+        out.print(f"worst class at confidence {result['confidence']:g}: {w['name']} ({w['id']}), {w['correct']:.1%} "
+                  f"correct of {w['images']} images, mean depth {w['mean_depth']:.2f}")
+    if mix and mix["absent_classes"]:
+        out.print(f"the mix names {len(mix['absent_classes'])} classes without test images (first: "
+                  f"{mix['absent_classes'][0]}); they could not be weighed")
     if result["unseen"]:
         u = result["unseen"]
         out.print(f"unseen classes ({u['images']} images): {u['at_known_ancestor']:.1%} placed at a correct ancestor "

@@ -17,6 +17,11 @@ WEIGHTS_HELP = ("Backbone weights: DEFAULT (downloaded through torchvision or ti
                 "a weights name such as IMAGENET1K_V2, a local file, or none. Default: the backbone's own "
                 "(efficientnet_lite0: ImageNet weights installed with pip).")
 
+_LONG_TAIL = typer.Option(None, "--long-tail", help="none, or logit_adjust: train on the scores plus log(training "
+                                                    "prior), for long-tailed data (docs/training.md).")
+_PRIOR = typer.Option(None, "--prior", help="The class mix the probabilities are for: train (default), uniform, "
+                                            "or a CSV/JSON file of proportions per leaf (docs/training.md).")
+
 
 def _names(kind: str):
     def complete(incomplete: str) -> list[str]:
@@ -69,6 +74,8 @@ def fit(
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
     runtime: Optional[str] = typer.Option(None, help="Where the frozen backbone runs on the CPU: auto (OpenVINO, "
                                                      "else ONNX Runtime, else torch), torch, onnxruntime, openvino."),
+    long_tail: Optional[str] = _LONG_TAIL,
+    prior: Optional[str] = _PRIOR,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/HEAD-TIME)."),
     resume: Optional[Path] = typer.Option(None, help="Continue this run directory from its last checkpoint."),
     force: bool = typer.Option(False, help="Replace an existing run directory."),
@@ -88,7 +95,7 @@ def fit(
 
     flags = {"head": head, "loss": loss, "backbone": backbone, "weights": weights, "freeze_backbone": freeze_backbone,
              "epochs": epochs, "batch_size": batch_size, "image_size": image_size, "device": device,
-             "runtime": runtime}
+             "runtime": runtime, "long_tail": long_tail, "prior": prior}
     if resume is not None and taxonomy is not None:
         raise InputError("--resume uses the run's own taxonomy; drop --taxonomy", where="--taxonomy")
     dataset, resolved, run_dir = _settings(dataset, resume, out, config, flags, set_)

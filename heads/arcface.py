@@ -16,6 +16,7 @@ class ArcFace(CosineHead):
     default_loss = "ce"
     default_config: ClassVar[dict] = {"head_options": {"scale": 30.0, "margin": 0.5}, "loss": "ce", "loss_options": {}}
     score_space = "leaf"
+    prior_link = "log"  # softmax logits: a class prior adds its log
 
     def __init__(self, *, in_features: int, taxonomy, scale: float = 30.0, margin: float = 0.5):
         super().__init__(in_features=in_features, taxonomy=taxonomy, scale=scale, margin=margin)

@@ -16,6 +16,7 @@ class ArcFaceMultiHead(ArcFace):
     default_loss = "ce"
     default_config: ClassVar[dict] = {"head_options": {"scale": 30.0, "margin": 0.5}, "loss": "ce", "loss_options": {}}
     score_space = "level"  # the level heads' centres, stacked: block k of the level space is head k
+    prior_link = "log"  # softmax logits per level: a prior adds, per level, the log of each class's share
 
     def node_probabilities(self, scores: torch.Tensor) -> torch.Tensor:
         """Levels combined as a product of experts over the leaves, then summed up the tree.

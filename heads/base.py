@@ -5,6 +5,12 @@ scores into node probabilities: root = 1, no child above its parent, node order 
 Calibration calls ``node_probabilities(scores / T)``, so scores must be logits whose division by a
 temperature softens or sharpens the probabilities.
 
+A head may say how a change of class mix moves its scores (``prior_link``, see :mod:`hier.runs.prior`):
+``"log"`` when they are the logits of a softmax (over the leaves, or over each level), so that a class prior
+adds its log; ``"log_odds"`` when they are per-node sigmoid logits, so that a node's proportion adds its
+log-odds. A head that leaves it None trains and answers as always; only ``long_tail`` or a ``prior`` other
+than the training mix is refused with it, with a message naming the head.
+
 The loss contract is in :mod:`hier.losses.base`.
 """
 
@@ -24,6 +30,7 @@ class Head(nn.Module, abc.ABC):
     name: str  # the registry name
     default_loss: str  # the loss the head is trained with unless told otherwise
     score_space: str  # "leaf", "node" or "level"
+    prior_link: str | None = None  # "log", "log_odds" or None: how a class prior moves the scores
 
     def __init__(self, taxonomy):
         super().__init__()

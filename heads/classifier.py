@@ -17,6 +17,7 @@ class Classifier(Head):
     default_loss = "ce"
     default_config: ClassVar[dict] = {"head_options": {"bias": True}, "loss": "ce", "loss_options": {}}
     score_space = "leaf"
+    prior_link = "log"  # softmax logits: a class prior adds its log
 
     def __init__(self, *, in_features: int, taxonomy, bias: bool = True):
         super().__init__(taxonomy)

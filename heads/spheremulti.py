@@ -16,6 +16,7 @@ class SphereMulti(CosineHead):
     default_loss = "bce"
     default_config: ClassVar[dict] = {"head_options": {"scale": 30.0, "margin": 0.2}, "loss": "bce", "loss_options": {}}
     score_space = "node"
+    prior_link = "log_odds"  # per-node sigmoid logits: a node's prior adds its log-odds
 
     def __init__(self, *, in_features: int, taxonomy, scale: float = 30.0, margin: float = 0.2):
         super().__init__(in_features=in_features, taxonomy=taxonomy, scale=scale, margin=margin)

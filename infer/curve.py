@@ -6,17 +6,20 @@ from __future__ import annotations
 import torch
 
 from hier.metrics.correctness import information_recall, is_correct
+from hier.metrics.hierarchical import weighted_mean
 from hier.tree import TreeTensors
 
 from .answer import decode, decode_intervals, preference
 
 
 def at_confidence(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors, threshold,
-                  rule: str = "deepest") -> dict[str, float]:
+                  rule: str = "deepest", weights: torch.Tensor | None = None) -> dict[str, float]:
+    """Fraction correct, mean depth and mean information recall of the answers at ``threshold`` (``weights``:
+    one per sample, for a test set scored as if it had another class mix)."""
     pred = decode(probs, threshold, tree.depth, preference(tree, rule))
-    return {"correct": is_correct(pred, target, tree).float().mean().item(),
-            "mean_depth": tree.depth[pred].float().mean().item(),
-            "information_recall": information_recall(pred, target, tree).mean().item()}
+    return {"correct": weighted_mean(is_correct(pred, target, tree), weights),
+            "mean_depth": weighted_mean(tree.depth[pred], weights),
+            "information_recall": weighted_mean(information_recall(pred, target, tree), weights)}
 
 
 def _sum_over_intervals(low: torch.Tensor, high: torch.Tensor, values: torch.Tensor,
@@ -34,21 +37,25 @@ def _sum_over_intervals(low: torch.Tensor, high: torch.Tensor, values: torch.Ten
 
 
 def operating_curve(probs: torch.Tensor, target: torch.Tensor, tree: TreeTensors,
-                    thresholds: torch.Tensor | None = None, rule: str = "deepest") -> dict[str, list[float]]:
+                    thresholds: torch.Tensor | None = None, rule: str = "deepest",
+                    weights: torch.Tensor | None = None) -> dict[str, list[float]]:
     """Fraction correct, mean information recall and mean depth of the decoded nodes, per threshold.
 
     Exact, not sampled: without ``thresholds`` the curve has a point at every threshold where some
     sample's decoded node changes (all the curve's corners), in increasing threshold order. ``rule``:
-    the decoder's (see :func:`preference`).
+    the decoder's (see :func:`preference`); ``weights``: one per sample, as in :func:`at_confidence`.
     """
     row, node, low, high = decode_intervals(probs, tree.depth, preference(tree, rule))
     truth = target[row]
     values = torch.stack([is_correct(node, truth, tree).double(), information_recall(node, truth, tree).double(),
                           tree.depth[node].double()], 1)
+    if weights is not None:
+        values = values * weights.double()[row, None]
     if thresholds is None:
         thresholds = high.unique()
     thresholds = torch.as_tensor(thresholds, dtype=probs.dtype, device=probs.device)
-    sums = _sum_over_intervals(low, high, values, thresholds) / len(target)
+    total = len(target) if weights is None else weights.double().sum()
+    sums = _sum_over_intervals(low, high, values, thresholds) / total
     return {"threshold": thresholds.tolist(), "correct": sums[:, 0].tolist(),
             "information_recall": sums[:, 1].tolist(), "mean_depth": sums[:, 2].tolist()}
 

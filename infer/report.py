@@ -208,7 +208,7 @@ class Stats:
     reached_under: np.ndarray  # per node: those whose answer is at or below it too (recall's numerator)
     correct_at: np.ndarray  # per node: correct answers exactly there (precision's numerator)
     per_rank: list[tuple[str, int]]  # (rank, or "depth d" without one; answers), shallowest first
-    per_class: list[dict]  # per label node: images and outcome counts, worst recall first
+    per_class: list[dict]  # per label node: images, outcome counts, the answers' mean depth; worst recall first
     confusion: Confusion | None
     counts: dict = field(default_factory=dict)  # images, answered, unreadable and each outcome
 
@@ -220,6 +220,7 @@ def compute_stats(records: Sequence[Record], taxonomy: Taxonomy, rank: str | Non
     lineage = lambda i: lineages.get(i) or lineages.setdefault(i, taxonomy.lineage(i))
     outcomes: list[str | None] = []
     per_label: dict[int, dict[str, int]] = {}
+    depth_sums: dict[int, int] = {}  # per label node: the answers' depths added up
     for r in records:
         if r.node is not None:
             answers[r.node] += 1
@@ -235,11 +236,13 @@ def compute_stats(records: Sequence[Record], taxonomy: Taxonomy, rank: str | Non
         correct[r.node] += outcome != "wrong"
         counter = per_label.setdefault(r.label, dict.fromkeys(OUTCOMES, 0))
         counter[outcome] += 1
+        depth_sums[r.label] = depth_sums.get(r.label, 0) + int(taxonomy.depth[r.node])
     labelled = bool(per_label)
     counts = {"images": len(records), "answered": int(answers.sum()),
               "unreadable": sum(r.node is None for r in records),
               **{o: sum(x == o for x in outcomes) for o in OUTCOMES}}
-    per_class = sorted(({"node": node, "images": sum(c.values()), **c} for node, c in per_label.items()),
+    per_class = sorted(({"node": node, "images": sum(c.values()), **c, "mean_depth": depth_sums[node] / sum(c.values())}
+                        for node, c in per_label.items()),
                        key=lambda c: ((c["exact"] + c["below"]) / c["images"], -c["images"], c["node"]))
     return Stats(labelled, outcomes, answers, taxonomy.sum_under(answers), taxonomy.sum_under(labels),
                  taxonomy.sum_under(meets), correct, answers_per_rank(answers, taxonomy), per_class,

@@ -248,6 +248,8 @@ def curve_section(page: Page) -> str:
     source = (f"From evaluation.json: {evaluation.get('images', '?')} images of "
               f"{escape(str(evaluation.get('dataset', '?')))} ({escape(str(evaluation.get('split', '?')))}); "
               "each point is one threshold.")
+    if isinstance(evaluation.get("reweight"), dict):  # weighed to another class mix (hier evaluate --reweight)
+        source += f" Weighed to the class mix {escape(str(evaluation['reweight'].get('mix')))}."
     return f'<section id="curve"><h2>Operating curve</h2>{svg}<p>{said} <span class="note">{source}</span></p></section>\n'
 
 
@@ -333,11 +335,17 @@ def classes_section(page: Page) -> str:
         n, reached = c["images"], c["exact"] + c["below"]
         rows.append(f'<tr><td class="l">{escape(t.names[c["node"]])}</td><td>{n}</td><td>{percent(reached, n)}</td>'
                     f'<td class="l"><span class="bar" style="width:{100 * reached / n:.0f}px"></span></td>'
-                    f'<td>{percent(c["above"], n)}</td><td>{percent(c["wrong"], n)}</td></tr>')
+                    f'<td>{percent(c["above"], n)}</td><td>{percent(c["wrong"], n)}</td>'
+                    f'<td>{percent(n - c["wrong"], n)}</td><td>{c["mean_depth"]:.2f}</td></tr>')
+    # the promise is on average over the images; the class it holds least for is what a new mix of classes risks
+    worst = min(page.stats.per_class, key=lambda c: ((c["images"] - c["wrong"]) / c["images"], -c["images"]))
     return ('<section id="classes"><h2>Per-class recall</h2><p class="note">Per label, worst first: answers at or '
-            "below the label (recall), answers that stopped above it, mistakes.</p><div class=\"scroll\"><table>"
+            "below the label (recall), answers that stopped above it, mistakes, correct answers (all but the "
+            "mistakes) and their mean depth. Fewest correct: "
+            f'<b>{escape(t.names[worst["node"]])}</b>, {percent(worst["images"] - worst["wrong"], worst["images"])} '
+            f'of {worst["images"]}.</p><div class="scroll"><table>'
             '<tr><th class="l">label</th><th>images</th><th>recall</th><th></th><th>stopped above</th>'
-            f"<th>mistakes</th></tr>{''.join(rows)}</table></div></section>\n")
+            f"<th>mistakes</th><th>correct</th><th>mean depth</th></tr>{''.join(rows)}</table></div></section>\n")
 
 
 def confusion_section(page: Page) -> str:

@@ -16,7 +16,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hier.core.errors import InputError
-from hier.core.files import atomic_open, output_lock
+from hier.core.files import atomic_open, check_replaceable, output_lock
+from hier.infer.partial import Partial, share
 from hier.taxo import Taxonomy, ecotaxa
 
 COLUMNS = ("path", "node_id", "node_name", "depth", "confidence", "path_ids", "error")
@@ -71,11 +72,12 @@ def path_cell(path) -> str:
 
 
 class CsvWriter:
-    def __init__(self, stream, top_k: int, nodes: NodeText):
+    def __init__(self, stream, top_k: int, nodes: NodeText, header: bool = True):
         self.nodes = nodes
         self.top_columns = [f"top{i}_{what}" for i in range(1, top_k + 1) for what in ("id", "confidence")]
         self.writer = csv.writer(stream, lineterminator="\n")
-        self.writer.writerow(list(COLUMNS) + self.top_columns)
+        if header:  # not when continuing a partial file, which has it
+            self.writer.writerow(list(COLUMNS) + self.top_columns)
 
     def write(self, path: Path, node: int | None, confidence: float, top: list[tuple[int, float]], error: str):
         taxonomy = self.nodes.taxonomy
@@ -119,11 +121,12 @@ class EcoTaxaWriter:
     row written (the zip copies the image then).
     """
 
-    def __init__(self, stream, nodes: NodeText, names: dict[Path, str], on_row=None):
+    def __init__(self, stream, nodes: NodeText, names: dict[Path, str], on_row=None, header: bool = True):
         self.nodes, self.names, self.on_row = nodes, names, on_row
-        stream.write(BOM)  # EcoTaxa reads a TSV as latin-1 unless it starts with one
         self.writer = csv.writer(stream, delimiter="\t", lineterminator="\n")
-        ecotaxa.write_header(self.writer, ECOTAXA_COLUMNS, numbers=ECOTAXA_NUMBERS)
+        if header:
+            stream.write(BOM)  # EcoTaxa reads a TSV as latin-1 unless it starts with one
+            ecotaxa.write_header(self.writer, ECOTAXA_COLUMNS, numbers=ECOTAXA_NUMBERS)
 
     def write(self, path: Path, node: int | None, confidence: float, top: list[tuple[int, float]], error: str):
         if node is None:
@@ -180,46 +183,87 @@ def ecotaxa_table_name(out: Path) -> str:
     return f"{stem}.tsv"
 
 
+class Rows:
+    """What predict writes through: the format's writer, the answers counted, and a partial file's progress."""
+
+    def __init__(self, writer, nodes: NodeText, partial: Partial | None = None):
+        self.writer, self.nodes, self.partial = writer, nodes, partial
+        self.done = partial.done if partial else 0  # images a killed run of the same command answered
+        self.unreadable, self.depths = (partial.unreadable, dict(partial.depths)) if partial else (0, {})
+
+    def write(self, path: Path, node: int | None, confidence: float, top: list[tuple[int, float]], error: str):
+        self.writer.write(path, node, confidence, top, error)
+        if node is None:
+            self.unreadable += 1
+        else:
+            depth = int(self.nodes.taxonomy.depth[node])
+            self.depths[depth] = self.depths.get(depth, 0) + 1
+        if self.partial is not None:
+            self.partial.add(path)
+
+    def saved(self) -> None:
+        """A batch's rows are written: a kill from now on keeps them (a resumable output)."""
+        if self.partial is not None:
+            self.partial.save(self.unreadable, self.depths)
+
+
 @contextlib.contextmanager
 def open_writer(fmt: str, out: Path | None, top_k: int, nodes: NodeText, paths: Sequence[Path], *,
-                force: bool = False):
-    """The writer of format ``fmt`` (see :func:`output_format`) to ``out`` (stdout when None).
+                force: bool = False, key: str = "", shard: tuple[int, int] = (0, 1)):
+    """:class:`Rows` of format ``fmt`` (see :func:`output_format`) to ``out`` (stdout when None).
 
     The output lands whole or not at all, and is locked while it is written: a second command writing
     the same file fails at once, and one that finds the file written meanwhile (without ``force``) fails
-    rather than replacing it.
+    rather than replacing it. A table or JSON lines is resumable: its rows grow in a :class:`Partial` beside
+    it, which a kill leaves and a run of the same command (``key``: a digest of the run, the settings and the
+    images) continues; a zip is written in one go. ``shard`` (rank, processes) under torchrun: each process
+    writes the rows of its :func:`~hier.infer.partial.share` of ``paths``, which
+    :func:`~hier.infer.partial.join_shares` joins once all are written.
     """
     if out is None:
-        yield (CsvWriter if fmt == "csv" else JsonlWriter)(sys.stdout, top_k, nodes)
+        yield Rows((CsvWriter if fmt == "csv" else JsonlWriter)(sys.stdout, top_k, nodes), nodes)
         sys.stdout.flush()
         return
     names = ecotaxa_names(paths, out) if fmt == "ecotaxa" else None
-    with output_lock(out), atomic_open(out, "wb", exclusive=not force) as raw:
+    rank, world = shard
+    with output_lock(out) if rank == 0 else contextlib.nullcontext():  # one lock per command
+        check_replaceable(out, force=force)  # written by another command since this one began: no partial is made
         if fmt == "ecotaxa" and out.suffix.lower() == ".zip":
-            with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive, tempfile.TemporaryFile() as spool:
-                table = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-                # images are stored as they are (already compressed); the table, spooled, is added last
-                try:
-                    yield EcoTaxaWriter(table, nodes, names, on_row=lambda path, name: archive.write(
-                        path, name, compress_type=zipfile.ZIP_STORED))
-                    table.flush()
-                finally:
-                    table.detach()
-                spool.seek(0)
-                with archive.open(ecotaxa_table_name(out), "w") as member:
-                    shutil.copyfileobj(spool, member)
+            yield from _zip_rows(out, nodes, names, force)
             return
-        stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        partial = Partial(out, key, share(paths, shard), shard)
+        stream = partial.open()
+        header = rank == 0 and not partial.done  # the first share's, once
         try:
             if fmt == "csv":
-                yield CsvWriter(stream, top_k, nodes)
+                yield Rows(CsvWriter(stream, top_k, nodes, header), nodes, partial)
             elif fmt == "jsonl":
-                yield JsonlWriter(stream, top_k, nodes)
+                yield Rows(JsonlWriter(stream, top_k, nodes), nodes, partial)
             else:
-                yield EcoTaxaWriter(stream, nodes, names)
-            stream.flush()
+                yield Rows(EcoTaxaWriter(stream, nodes, names, header=header), nodes, partial)
+        except BaseException:
+            partial.stop()
+            raise
+        if world == 1:
+            partial.land(out, force)
+        else:
+            partial.text.close()  # joined by join_shares once every process has written its share
+
+
+def _zip_rows(out: Path, nodes: NodeText, names: dict[Path, str], force: bool):
+    """An EcoTaxa zip: the images stored as they are (already compressed), the table spooled and added last."""
+    with atomic_open(out, "wb", exclusive=not force) as raw, \
+            zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive, tempfile.TemporaryFile() as spool:
+        table = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+        try:
+            yield Rows(EcoTaxaWriter(table, nodes, names, on_row=lambda path, name: archive.write(
+                path, name, compress_type=zipfile.ZIP_STORED)), nodes)
+            table.flush()
         finally:
-            stream.detach()  # atomic_open closes the file
+            table.detach()
+        spool.seek(0)
+        with archive.open(ecotaxa_table_name(out), "w") as member:
+            shutil.copyfileobj(spool, member)
 
 
 def output_format(out: Path | None, fmt: str | None) -> str:

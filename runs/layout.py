@@ -27,8 +27,10 @@ CONFIG, TAXONOMY, METRICS, WEIGHTS, CALIBRATION, SPLIT = (
     "config.yaml", "taxonomy.json", "metrics.csv", "model.safetensors", "calibration.json", "split.json")
 LAST, BEST = "checkpoints/last.pt", "checkpoints/best.pt"
 EVALUATION = "evaluation.json"
+PRIOR = "prior.json"  # the training class counts, and a prior file's proportions (hier.runs.prior)
 # Everything a run directory holds: what `hier fit --force` may replace.
-RUN_FILES = frozenset({CONFIG, TAXONOMY, METRICS, WEIGHTS, CALIBRATION, SPLIT, EVALUATION, "checkpoints", "cache"})
+RUN_FILES = frozenset({CONFIG, TAXONOMY, METRICS, WEIGHTS, CALIBRATION, SPLIT, EVALUATION, PRIOR, "checkpoints",
+                       "cache"})
 
 
 def prepare_run_dir(path: Path, *, force: bool) -> Path:
@@ -120,6 +122,28 @@ def read_split(run_dir: Path) -> dict[str, list[str]] | None:
     if not (isinstance(data, dict) and all(isinstance(v, list) and all(isinstance(p, str) for p in v)
                                            for v in data.values())):
         raise InputError("expected an object of split name: [image paths]; the run is damaged", path=path)
+    return data
+
+
+def write_prior(run_dir: Path, record: dict) -> None:
+    atomic_write_text(run_dir / PRIOR, json.dumps(record, indent=0) + "\n")
+
+
+def read_prior(run_dir: Path) -> dict | None:
+    """prior.json: {"train_counts": {node id: images}, "proportions": {leaf id: proportion} or null}; None when
+    absent (a run fitted before hier kept it); anything else an input error naming it."""
+    path = Path(run_dir) / PRIOR
+    if not path.is_file():
+        return None
+    data = read_json(path)
+
+    def numbers(value) -> bool:
+        return isinstance(value, dict) and all(is_number(v) and v >= 0 for v in value.values())
+
+    if not (isinstance(data, dict) and numbers(data.get("train_counts"))
+            and (data.get("proportions") is None or numbers(data["proportions"]))):
+        raise InputError("expected {\"train_counts\": {id: count}, \"proportions\": {id: proportion} or null}; "
+                         "the run is damaged", path=path)
     return data
 
 

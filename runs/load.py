@@ -1,4 +1,5 @@
-"""A trained run, loaded: the network its config builds, with its final weights (else the last checkpoint)."""
+"""A trained run, loaded: the network its config builds, with its final weights (else the last checkpoint), its
+probabilities for the run's class prior."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hier.taxo import Taxonomy
 
 from .layout import CONFIG, LAST, TAXONOMY, WEIGHTS, check_run_dir, load_checkpoint, read_config
 from .model import build_model
+from .prior import prior_shift
 
 
 def load_trained(run_dir: str | Path, device: str | torch.device = "cpu"):
@@ -34,6 +36,7 @@ def load_trained(run_dir: str | Path, device: str | torch.device = "cpu"):
     else:
         state = load_checkpoint(run_dir / LAST)["model"]
     _load_state(model, state, weights if weights.is_file() else run_dir / LAST)
+    model.prior_shift = prior_shift(run_dir, model.head, taxonomy, config)
     return model.to(device).eval(), taxonomy, config
 
 

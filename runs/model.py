@@ -29,6 +29,9 @@ class HierNet(nn.Module):
         self.backbone = backbone
         self.embedding = nn.Flatten() if embedding_size is None else Embedding(num_features, embedding_size, dropout)
         self.head = head
+        # Added to the (tempered) scores before the head's probabilities: the run's class prior (hier.runs.prior),
+        # set when a run is loaded; None (no shift) while training and for a run fitted with the defaults.
+        self.register_buffer("prior_shift", None, persistent=False)
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         return self.from_features(self.backbone(images), targets)
@@ -37,6 +40,8 @@ class HierNet(nn.Module):
         return self.head(self.embedding(features), targets)
 
     def node_probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        if self.prior_shift is not None:
+            scores = scores + self.prior_shift
         return self.head.node_probabilities(scores)
 
 

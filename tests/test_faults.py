@@ -5,6 +5,7 @@ import contextlib
 import csv
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -83,30 +84,35 @@ def test_ctrl_c_or_sigterm_saves_a_resumable_checkpoint(synth_dataset, uninterru
     assert metrics(run) == metrics(uninterrupted)
 
 
-def test_kill_9_during_predict_leaves_no_truncated_output(synth_dataset, uninterrupted, tmp_path):
+def test_kill_9_during_predict_then_the_same_command_finishes_the_file(synth_dataset, uninterrupted, tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     pool = sorted((synth_dataset / "train").rglob("*.png"))
     for i in range(1500):  # enough images that the kill lands while predictions are being written
         os.link(pool[i % len(pool)], images / f"{i:05d}.png")
-    out = tmp_path / "predictions.csv"
-    process = subprocess.Popen([sys.executable, "-m", "hier.cli", "predict", str(uninterrupted), str(images),
-                                "--confidence", "0.5", "-o", str(out), "--batch-size", "16"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def predict(out):
+        return [sys.executable, "-m", "hier.cli", "predict", str(uninterrupted), str(images), "--confidence", "0.5",
+                "-o", str(out), "--batch-size", "16"]
+
+    whole = subprocess.run(predict(tmp_path / "whole.csv"), capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    out, record = tmp_path / "predictions.csv", tmp_path / ".predictions.csv.partial.json"
+    process = subprocess.Popen(predict(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not list(tmp_path.glob(".predictions.csv.*.tmp")) and time.time() < deadline:
+    while not record.exists() and time.time() < deadline:  # a batch of rows is kept
         assert process.poll() is None, "predict ended before it could be killed"
         time.sleep(0.02)
     time.sleep(random.uniform(0.05, 0.3))
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not out.exists()  # absent: the complete file appears only by rename
-    done = subprocess.run([sys.executable, "-m", "hier.cli", "predict", str(uninterrupted), str(images),
-                           "--confidence", "0.5", "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert not out.exists()  # absent: the complete file appears only at the end
+    done = subprocess.run(predict(out), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    with open(out) as f:
-        assert sum(1 for _ in csv.reader(f)) == 1501  # complete: header and every image
-    assert not list(tmp_path.glob(".predictions.csv.*.tmp"))  # the killed run's temporary file is cleaned
+    answered = int(re.search(r"continuing: ([\d,]+) of 1,500 images", done.stderr).group(1).replace(",", ""))
+    assert 16 <= answered < 1500  # those rows were not computed again
+    assert out.read_text() == (tmp_path / "whole.csv").read_text()  # every image once, as one run writes it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "predictions.csv", "whole.csv"]
 
 
 def many_images(folder, copies=60):
@@ -140,7 +146,9 @@ def test_signal_while_reading_images_says_so_and_leaves_nothing(synth_dataset, u
     shutil.copytree(synth_dataset / "val", data / "val")
     many_images(data / "val")
     args = {"calibrate": ["calibrate", str(uninterrupted), str(data), "--split", "val"],
-            "predict": ["predict", str(uninterrupted), str(data / "val"), "-o", str(tmp_path / "p.csv")]}[command]
+            # one batch for all: no rows are kept to continue when the signal comes during the first
+            "predict": ["predict", str(uninterrupted), str(data / "val"), "-o", str(tmp_path / "p.csv"),
+                        "--batch-size", "100000"]}[command]
     process = subprocess.Popen([sys.executable, "-m", "hier.cli", *args, "--workers", "0"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_until_reading(data, process)

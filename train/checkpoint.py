@@ -6,6 +6,7 @@ import torch
 
 from hier import runs
 from hier.train.epoch import TrainState
+from hier.train.features import remove_streamed
 
 
 def rng_state() -> dict:
@@ -43,7 +44,9 @@ def restore(state: TrainState, checkpoint: dict) -> None:
 
 
 def finish(state: TrainState) -> None:
-    """Final weights: those of the best epoch (what predict and evaluate use)."""
+    """Final weights: those of the best epoch (what predict and evaluate use); the features streamed for training
+    only (``feature_cache: auto``) removed."""
     if state.best is not None and (state.run_dir / runs.BEST).exists():
         state.model.load_state_dict(runs.load_checkpoint(state.run_dir / runs.BEST)["model"])
     runs.save_weights(state.run_dir, state.model, state.config)
+    remove_streamed(state.run_dir, state.config)

@@ -29,6 +29,7 @@ from hier.data.own_taxonomy import dataset_taxonomy
 from hier.data.readers import read_dataset
 from hier.data.splits import training_parts
 from hier.runs.config import changed_keys
+from hier.runs.layout import write_prior
 from hier.runs.model import (
     PREPROCESS_KEYS,
     HierNet,
@@ -36,12 +37,13 @@ from hier.runs.model import (
     build_model,
     with_preprocessing,
 )
+from hier.runs.prior import adjusted_loss, prior_link, prior_record, shifts
 from hier.taxo import Taxonomy
 from hier.train import distributed as dist
 from hier.train.batches import balanced_weights, epoch_batches, val_batches
 from hier.train.checkpoint import finish, restore, save_best, save_last
 from hier.train.epoch import Step, TrainState, epoch_line, run_epoch
-from hier.train.features import cached_features, use_feature_cache
+from hier.train.features import cached_features, finished_chunks, use_feature_cache
 from hier.train.optim import make_optimizer, make_schedule
 from hier.tree import TreeTensors
 
@@ -101,7 +103,8 @@ def fit(dataset_path, taxonomy: str | os.PathLike | Taxonomy | None, config: dic
             torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(config["seed"])
         with catching_interrupts(), Progress(console=console, enabled=dist.is_main()) as progress:
-            state = _start(dataset_path, taxonomy, config, run_dir, checkpoint, force=force, progress=progress)
+            state = _start(dataset_path, taxonomy, config, run_dir, checkpoint, resume=resume, force=force,
+                           progress=progress)
             _train(state)
             if dist.is_main():
                 finish(state)
@@ -110,8 +113,9 @@ def fit(dataset_path, taxonomy: str | os.PathLike | Taxonomy | None, config: dic
     return run_dir
 
 
-def _resumed(run_dir: Path, config: dict) -> tuple[dict, Taxonomy, dict]:
-    """The last checkpoint, taxonomy and config of a run to continue; a changed setting but epochs is refused.
+def _resumed(run_dir: Path, config: dict) -> tuple[dict | None, Taxonomy, dict]:
+    """The last checkpoint (None before the first), taxonomy and config of a run to continue; a changed setting
+    but epochs is refused.
 
     Preprocessing left open (None: the backbone's own) is what the run recorded.
     """
@@ -122,28 +126,34 @@ def _resumed(run_dir: Path, config: dict) -> tuple[dict, Taxonomy, dict]:
     if changed:
         raise InputError(f"--resume keeps the run's settings; changed: {', '.join(changed)} "
                          "(only epochs may change)", path=run_dir)
-    checkpoint = runs.load_checkpoint(run_dir / runs.LAST)
+    # no last.pt: the run stopped before its first epoch (in the feature pass); it starts again, keeping its chunks
+    checkpoint = runs.load_checkpoint(run_dir / runs.LAST) if (run_dir / runs.LAST).exists() else None
     remove_stale_temporaries_below(run_dir)  # left by a write that a kill interrupted; a live writer keeps its own
     return checkpoint, Taxonomy.load(run_dir / runs.TAXONOMY), config
 
 
 def _start(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path, checkpoint: dict | None, *,
-           force: bool, progress: Progress) -> TrainState:
-    """Data, model, optimizer and schedule; restored from ``checkpoint``, else saved as epoch 0 of a new run."""
+           resume: bool, force: bool, progress: Progress) -> TrainState:
+    """Data, model, optimizer and schedule; restored from ``checkpoint``, else saved as epoch 0 (of a new run, or
+    of a resumed one stopped before its first epoch: the same seed builds the same model)."""
     device = pick_device(config["device"])
-    train, val, new_split = load_splits(dataset_path, taxonomy, config, run_dir, resume=checkpoint is not None)
+    train, val, new_split = load_splits(dataset_path, taxonomy, config, run_dir, resume=resume)
     model, loss_fn = build_model(config, taxonomy, load_weights=checkpoint is None)
+    loss_fn = adjusted_loss(loss_fn, model.head, taxonomy, train.targets, config)  # long_tail
     config = with_preprocessing(config, model.backbone)  # recorded: predict and evaluate read images the same way
-    if checkpoint is not None:
+    if resume:
         return _build_state(model, loss_fn, train, val, config, run_dir, taxonomy, device, progress, checkpoint)
     check_image_size(model.backbone, config)
+    if shifts(config):
+        prior_link(model.head)  # a head that cannot take a prior: said before the run directory exists
+    prior = prior_record(train.targets, taxonomy, config)  # a bad prior file, too
     if dist.is_main():  # the data and the model are good: only now the run directory is made
         runs.prepare_run_dir(run_dir, force=force)
     try:
-        _write_run_files(run_dir, config, taxonomy, new_split)
+        _write_run_files(run_dir, config, taxonomy, new_split, prior)
         return _build_state(model, loss_fn, train, val, config, run_dir, taxonomy, device, progress, None)
-    except BaseException:  # before the first checkpoint the run cannot be resumed: leave nothing
-        if dist.is_main():
+    except BaseException as e:  # before the first checkpoint: leave nothing, unless feature chunks to resume from
+        if dist.is_main() and not (isinstance(e, (KeyboardInterrupt, OSError)) and finished_chunks(run_dir)):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
@@ -186,10 +196,11 @@ def _build_state(model: HierNet, loss_fn, train: Split, val: Split, config: dict
     return state
 
 
-def _write_run_files(run_dir: Path, config: dict, taxonomy: Taxonomy, new_split: dict | None) -> None:
+def _write_run_files(run_dir: Path, config: dict, taxonomy: Taxonomy, new_split: dict | None, prior: dict) -> None:
     if dist.is_main():
         runs.write_config(run_dir, config)
         taxonomy.save(run_dir / runs.TAXONOMY)
+        write_prior(run_dir, prior)
         if new_split:
             atomic_write_text(run_dir / runs.SPLIT, json.dumps(new_split, indent=0))
     dist.barrier()

@@ -86,6 +86,21 @@ def test_calibrate_and_evaluate_default_to_the_recorded_dataset(run_cli, run_cop
         assert code == 2 and f"give it: hier {command} RUN_DIR DATASET" in err
 
 
+def test_calibrate_per_class_records_and_says_its_guarantee(run_cli, run_copy):
+    run = run_copy("classifier")
+    code, out, err = run_cli("calibrate", run, "--per-class")
+    assert code == 0, err
+    stored = json.loads((run / "calibration.json").read_text())
+    assert stored["guarantee"] == "per-class"
+    entry = next(e for e in stored["table"] if e["level"] == 0.5)
+    # every class of the calibration part is in exactly one group or uncertified
+    named = [c for g in entry["groups"] for c in g["classes"]] + entry["uncertified"]
+    assert len(named) == len(set(named)) and named
+    assert "the promise at 0.9: per class:" in " ".join(out.split())
+    code, out, err = run_cli("calibrate", run)  # and back: the marginal table, said so
+    assert code == 0 and json.loads((run / "calibration.json").read_text())["guarantee"] == "marginal", err
+
+
 def test_explain_shows_the_path_and_where_each_confidence_stops(run_cli, trained, tmp_path):
     image = next((trained.data / "test").rglob("*.png"))
     plot = tmp_path / "path.png"

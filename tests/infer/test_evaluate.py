@@ -103,3 +103,31 @@ def test_answers_by_rank_and_the_share_at_genus_or_deeper():
     assert figures["answers_by_rank_at_confidence"] == {"class": 2 / 8, "depth 0": 1 / 8, "depth 1": 2 / 8,
                                                         "genus": 1 / 8, "species": 2 / 8}
     assert figures["genus_or_deeper_at_confidence"] == 5 / 8  # genus, two species, two Bubbles
+
+
+def test_evaluate_reweighted_to_a_uniform_mix(trained, run_copy, run_cli):
+    """Weighed to a uniform mix, the fraction correct is the mean of the classes' fractions correct."""
+    run = run_copy("classifier")
+    result = evaluation.evaluate(run, trained.data, confidence=0.8, reweight="uniform", progress=False)
+    per_class = result["per_class_at_confidence"]
+    assert result["reweight"]["mix"] == "uniform" and result["reweight"]["classes"] == len(per_class)
+    assert sum(c["images"] for c in per_class.values()) == result["images"]
+    mean = sum(c["correct"] for c in per_class.values()) / len(per_class)
+    assert result["correct_at_confidence"] == pytest.approx(mean)
+    worst = result["worst_class_at_confidence"]
+    assert worst["correct"] == min(c["correct"] for c in per_class.values())
+    code, out, _ = run_cli("evaluate", run, trained.data, "--reweight", "uniform", "-c", "0.8")
+    said = " ".join(out.split())  # rich wraps long lines
+    assert code == 0 and f"worst class at confidence 0.8: {worst['name']}" in said
+    assert "weighed to the class mix uniform" in said
+
+
+def test_a_bad_reweight_file_is_one_line_before_scoring(trained, run_copy, run_cli, tmp_path):
+    run = run_copy("classifier")
+    mix = tmp_path / "mix.csv"
+    mix.write_text("class,proportion\nnot-a-class,1\n")
+    code, _, err = run_cli("evaluate", run, trained.data, "--reweight", mix)
+    assert code == 2
+    assert err.strip() == f"hier: error: {mix}: line 2: 'not-a-class' is not a node of the run's taxonomy " \
+                          "(by id, name or lineage)"
+    assert not (run / runs.EVALUATION).exists()

@@ -3,6 +3,9 @@
 import csv
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +140,64 @@ def test_collect_images_from_folders_and_tables(trained, tmp_path):
     assert [p.resolve() for p in listed[:3]] == found[:3] and listed[3] == tmp_path / "missing.png"
     export = trained.data / "ecotaxa_export.tsv"  # EcoTaxa's [t] line is not an image
     assert len(inference.collect_images([export])) == sum(1 for _ in export.open()) - 2
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p.jsonl", "ecotaxa_p.tsv"])
+def test_a_stopped_predict_is_continued_by_the_same_command_and_no_other(trained, tmp_path, monkeypatch, name):
+    run = trained.runs["classifier"]
+    images = [Path(shutil.copy(p, tmp_path / p.name)) for p in sample_images(trained, 12)]
+    rule = answer_rule(run, 0.9, use_calibration=False)
+    whole = tmp_path / name.replace("p.", "whole.")
+    inference.predict(run, images, rule, out=whole, batch_size=4, progress=False)
+    out, written, original = tmp_path / name, [], writers.Rows.write
+
+    def counted(stop_at=None):
+        def write(self, path, *args):
+            if len(written) == stop_at:
+                raise KeyboardInterrupt
+            written.append(path)
+            return original(self, path, *args)
+        monkeypatch.setattr(writers.Rows, "write", write)
+        written.clear()
+
+    def stopped():
+        counted(stop_at=6)  # in the second batch: the first is kept
+        with pytest.raises(KeyboardInterrupt):
+            inference.predict(run, images, rule, out=out, batch_size=4, progress=False)
+        assert not out.exists() and json.loads((tmp_path / f".{name}.partial.json").read_text())["images"] == 4
+        counted()
+
+    stopped()
+    summary = inference.predict(run, images, rule, out=out, batch_size=4, progress=False)
+    assert written == images[4:]  # the rows kept are not computed again
+    assert out.read_bytes() == whole.read_bytes()
+    assert summary.images == sum(summary.depth_counts.values()) == 12
+    assert not list(tmp_path.glob(f".{name}.*"))
+
+    out.unlink()
+    stopped()
+    os.utime(images[0], ns=(0, 0))  # an image answered before changed: its row may no longer hold
+    inference.predict(run, images, rule, out=out, batch_size=4, progress=False)
+    assert written == images
+    out.unlink()
+    stopped()
+    inference.predict(run, images, answer_rule(run, 0.5, use_calibration=False), out=out, batch_size=4,
+                      progress=False)
+    assert written == images  # another confidence: another command
+
+
+def test_two_torchrun_processes_write_the_rows_of_one(trained, tmp_path):
+    run = trained.runs["classifier"]
+    images = sorted((trained.data / "test").rglob("*.png"))[:30] + [broken(tmp_path, "bad.png")]  # an odd count
+    one = tmp_path / "one.csv"
+    inference.predict(run, images, answer_rule(run, 0.5, use_calibration=False), out=one, batch_size=1,
+                      progress=False)
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    two = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "hier.cli", "predict", str(run),
+                          *map(str, images), "--confidence", "0.5", "--uncalibrated", "--batch-size", "1",
+                          "-o", str(tmp_path / "two.csv")],
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert (tmp_path / "two.csv").read_text() == one.read_text()  # each image once, in order, one header
+    assert two.stderr.count(" images in ") == 1 and f"{len(images)} images in" in two.stderr  # one sum, for both
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png", "one.csv", "two.csv"]

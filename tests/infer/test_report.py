@@ -141,6 +141,8 @@ def test_labelled_page_structure(fake_run, tmp_path):
     assert "<svg" in text and "<circle" in text and "<polyline" in text and "&lt;b&gt;" in text
     assert all(k in page.ids for k in ("curve", "ranks", "tree", "classes", "confusion", "unreadable"))
     assert "species" in text and "Per-class recall" in text and "no such file" in text
+    worst = min(stats.per_class, key=lambda c: ((c["images"] - c["wrong"]) / c["images"], -c["images"]))
+    assert f"Fewest correct: <b>{escape_html(taxonomy.names[worst['node']])}</b>" in text
     # the file named like an HTML tag is text, never an element
     assert EVIL not in text and escape_html(EVIL) in text
     assert not any(tag == "img" and attrs.get("src") == "x" for tag, attrs in page.tags)
@@ -169,6 +171,9 @@ def test_counts_recall_and_precision(fake_run):
     assert stats.correct_at.sum() == len(judged) - stats.counts["wrong"]
     assert stats.per_class[0]["exact"] + stats.per_class[0]["below"] <= stats.per_class[-1]["exact"] + \
         stats.per_class[-1]["below"] + stats.per_class[-1]["images"]
+    for c in stats.per_class:  # the answers' mean depth per label
+        answers = [int(taxonomy.depth[r.node]) for r in judged if r.label == c["node"]]
+        assert c["mean_depth"] == pytest.approx(sum(answers) / len(answers))
     assert stats.confusion.level == "class" and sum(map(sum, stats.confusion.counts)) == len(judged)
     assert sum(count for _, count in stats.per_rank) == len(judged)
     with pytest.raises(InputError, match="no such rank"):

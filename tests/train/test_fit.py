@@ -104,7 +104,8 @@ def test_feature_cache_trains_like_the_image_path(synth_dataset, backbone_weight
             assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-4), key
     fit(synth_dataset, synth_dataset / "taxonomy.json",
         small(weights=backbone_weights, sets={"augment": "false", "feature_cache": "file"}), tmp_path / "file")
-    assert len(list((tmp_path / "file" / "cache").glob("features-train-*.pt"))) == 1
+    assert list((tmp_path / "file" / "cache").glob("features-train-*/*.pt"))  # kept in the run
+    assert not list((tmp_path / "cached" / "cache").glob("features-*"))  # auto: removed when the run is done
 
 
 def test_frozen_random_backbone_is_refused(synth_dataset, tmp_path):
@@ -190,3 +191,21 @@ def test_force_refit_draws_its_own_calibration_part_and_saves_it(synth_dataset, 
     fit(synth_dataset, synth_dataset / "taxonomy.json", small(epochs=1, sets={"seed": 2}), run_dir, force=True)
     again = json.loads((run_dir / runs.SPLIT).read_text())["calib"]
     assert again and set(again) != set(first)
+
+
+def test_a_logit_adjusted_run_keeps_its_counts_resumes_and_answers_for_its_prior(synth_dataset, tmp_path):
+    """long_tail logit_adjust, prior uniform: the raw scores are balanced, so the uniform prior is the same log
+    share added to every leaf (the softmax unchanged); the wrapped loss's state survives a resume."""
+    import json
+    import math
+
+    run = tmp_path / "adjusted"
+    adjusted = {"long_tail": "logit_adjust", "prior": "uniform"}
+    fit(synth_dataset, synth_dataset / "taxonomy.json", small(epochs=1, sets=adjusted), run)
+    counts = json.loads((run / "prior.json").read_text())["train_counts"]
+    assert 0 < sum(counts.values()) <= len(list((synth_dataset / "train").rglob("*.png")))
+    model, taxonomy, _ = runs.load_trained(run)
+    leaves = len(taxonomy.leaves)
+    torch.testing.assert_close(model.prior_shift, torch.full((leaves,), math.log(1 / leaves)))
+    fit(synth_dataset, None, small(epochs=2, sets=adjusted), run, resume=True)
+    assert [r["epoch"] for r in metric_rows(run)] == [1, 2]
