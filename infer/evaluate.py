@@ -163,11 +163,16 @@ def per_class_at(answered: torch.Tensor, targets: torch.Tensor, tree: TreeTensor
 
 
 def worst_class(per_class: dict, taxonomy: Taxonomy) -> dict | None:
-    """The class with the lowest fraction correct at the chosen confidence (the more images, the surer)."""
+    """The class most surely answered right too seldom: the lowest Clopper-Pearson upper bound (risk DELTA) of
+    its fraction correct at the chosen confidence, so that 0 of 1 image (bound 0.95) does not hide 7 of 20 (0.57)."""
     if not per_class:
         return None
-    node, figures = min(per_class.items(), key=lambda item: (item[1]["correct"], -item[1]["images"]))
-    return {"id": node, "name": taxonomy.names[taxonomy.index(node)], **figures}
+
+    def upper(figures: dict) -> float:
+        return clopper_pearson_upper(round(figures["correct"] * figures["images"]), figures["images"])
+
+    node, figures = min(per_class.items(), key=lambda item: (upper(item[1]), item[1]["correct"]))
+    return {"id": node, "name": taxonomy.names[taxonomy.index(node)], **figures, "correct_upper_bound": upper(figures)}
 
 
 def thin_curve(curve: dict[str, list[float]], points: int) -> dict[str, list[float]]:

@@ -8,6 +8,7 @@ import torch
 from hier import runs
 from hier.infer import evaluate as evaluation
 from hier.infer.curve import at_confidence, curve_area, operating_curve
+from hier.metrics.bounds import clopper_pearson_upper
 from hier.taxo import InputError
 from hier.tree import TreeTensors
 
@@ -115,7 +116,8 @@ def test_evaluate_reweighted_to_a_uniform_mix(trained, run_copy, run_cli):
     mean = sum(c["correct"] for c in per_class.values()) / len(per_class)
     assert result["correct_at_confidence"] == pytest.approx(mean)
     worst = result["worst_class_at_confidence"]
-    assert worst["correct"] == min(c["correct"] for c in per_class.values())
+    assert worst["correct_upper_bound"] == pytest.approx(min(
+        clopper_pearson_upper(round(c["correct"] * c["images"]), c["images"]) for c in per_class.values()))
     code, out, _ = run_cli("evaluate", run, trained.data, "--reweight", "uniform", "-c", "0.8")
     said = " ".join(out.split())  # rich wraps long lines
     assert code == 0 and f"worst class at confidence 0.8: {worst['name']}" in said
@@ -131,3 +133,12 @@ def test_a_bad_reweight_file_is_one_line_before_scoring(trained, run_copy, run_c
     assert err.strip() == f"hier: error: {mix}: line 2: 'not-a-class' is not a node of the run's taxonomy " \
                           "(by id, name or lineage)"
     assert not (run / runs.EVALUATION).exists()
+
+
+def test_the_worst_class_is_the_one_most_surely_short(five):
+    """0 of 1 image right bounds the class's rate by 0.95 only; 7 of 20 by 0.57: the second is named."""
+    per_class = {"a1": {"images": 1, "correct": 0.0, "mean_depth": 1.0},
+                 "b": {"images": 20, "correct": 0.35, "mean_depth": 2.0}}
+    worst = evaluation.worst_class(per_class, five)
+    assert worst["id"] == "b" and worst["correct_upper_bound"] == pytest.approx(clopper_pearson_upper(7, 20))
+    assert 0.55 < worst["correct_upper_bound"] < 0.6 and clopper_pearson_upper(0, 1) == pytest.approx(0.95)
