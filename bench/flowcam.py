@@ -148,18 +148,28 @@ def main() -> None:
             for mix, extra in (("test", [data]), ("balanced", [balanced]), ("rare", [balanced, "--reweight", rare])):
                 hier("evaluate", run, *extra, "--split", "test", "--confidence", "0.9", "--json",
                      out=out / f"{name}-{promise}-{mix}.json")
-    print(f"\n{'run':10} {'promise':10} {'mix':9} {'leaf acc':>9} {'bal acc':>8} {'correct@0.9':>12} "
-          f"{'depth@0.9':>10} {'genus+@0.9':>11} {'worst class@0.9':>16}")
-    for name in args.runs:
+    table(out, args.runs)
+
+
+def table(out: Path, names: list[str]) -> None:
+    """The figures of every evaluation, as a Markdown table (docs/results.md); the worst class is the one most
+    surely short of 0.9 (lowest Clopper-Pearson upper bound of its fraction correct), as hier evaluate names it."""
+    from hier.metrics.bounds import clopper_pearson_upper
+
+    print("\n| run | promise | mix | leaf acc | balanced acc | correct @0.9 | depth @0.9 | genus or deeper @0.9 "
+          "| worst class @0.9 |\n|---|---|---|---:|---:|---:|---:|---:|---|")
+    for name in names:
         for promise in ("marginal", "per-class"):
             for mix in ("test", "balanced", "rare"):
                 r = json.loads((out / f"{name}-{promise}-{mix}.json").read_text())
-                worst = r.get("worst_class_at_confidence") or {}
-                print(f"{name:10} {promise:10} {mix:9} {r['leaf_accuracy']:9.3f} {r['balanced_accuracy']:8.3f} "
-                      f"{r['correct_at_confidence']:12.3f} {r['mean_depth_at_confidence']:10.2f} "
-                      f"{r.get('genus_or_deeper_at_confidence', float('nan')):11.3f} "
-                      f"{worst.get('correct', float('nan')):16.3f}")
-
+                per_class = r["per_class_at_confidence"]
+                worst = min(per_class, key=lambda c: clopper_pearson_upper(
+                    round(per_class[c]["correct"] * per_class[c]["images"]), per_class[c]["images"]))
+                w = per_class[worst]
+                print(f"| {name} | {promise} | {mix} | {r['leaf_accuracy']:.3f} | {r['balanced_accuracy']:.3f} | "
+                      f"{r['correct_at_confidence']:.3f} | {r['mean_depth_at_confidence']:.2f} | "
+                      f"{r['genus_or_deeper_at_confidence']:.1%} | {worst.split('>')[-1]} "
+                      f"{round(w['correct'] * w['images'])}/{w['images']} |")
 
 if __name__ == "__main__":
     main()
