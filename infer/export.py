@@ -24,6 +24,7 @@ from hier.core.errors import InputError
 from hier.core.files import atomic_write_bytes, check_output_file
 from hier.infer.answer import decode_rule
 from hier.runs.calibration import Calibration
+from hier.runs.layout import read_prior
 from hier.runs.model import with_preprocessing
 
 FORMATS = ("onnx", "openvino")
@@ -67,10 +68,20 @@ def run_metadata(run_dir: Path, model: nn.Module, config: dict, calibration: Cal
                           "letterbox": "aspect kept, padded with the median colour of the image border"},
         "decode_rule": decode_rule(config),
         "temperature": calibration.temperature if calibration is not None else 1.0,
+        "class_mix": class_mix(run_dir, config),
         "calibration": None if calibration is None else {
             "delta": calibration.delta, "n": calibration.n, "split": calibration.split,
+            "guarantee": calibration.guarantee,
             "thresholds": [{"level": e["level"], "threshold": e["threshold"]} for e in calibration.table]},
     }
+
+
+def class_mix(run_dir: Path, config: dict) -> dict:
+    """Which mix of classes the graph's probabilities are for (the prior shift is inside the graph)."""
+    named = config["prior"] in ("train", "uniform")
+    record = None if named else read_prior(run_dir)
+    return {"prior": config["prior"] if named else "file", "long_tail": config["long_tail"],
+            "proportions": None if record is None else record["proportions"]}
 
 
 @torch.onnx.symbolic_helper.parse_args("v", "i", "v", "v", "none")

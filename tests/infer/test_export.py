@@ -79,6 +79,8 @@ def test_hier_export_gives_the_runs_probabilities_on_real_images(run_cli, calibr
     assert meta["preprocessing"]["image_size"] == config["image_size"] == 32
     stored = json.loads((calibrated / runs.CALIBRATION).read_text())
     assert [e["threshold"] for e in meta["calibration"]["thresholds"]] == [e["threshold"] for e in stored["table"]]
+    assert meta["calibration"]["guarantee"] == "marginal"
+    assert meta["class_mix"] == {"prior": config["prior"], "long_tail": config["long_tail"], "proportions": None}
     code, _, err = run_cli("export", calibrated, "-o", out)
     assert code == 2 and "--force" in err
     code, _, err = run_cli("export", calibrated, "-o", calibrated / runs.WEIGHTS.replace(".safetensors", ".onnx"),
@@ -125,3 +127,13 @@ def test_a_tta_run_is_refused_rather_than_exported_with_one_view(run_cli, calibr
     runs.write_config(run, {**runs.read_config(run), "tta": True})
     code, _, err = run_cli("export", run, "-o", tmp_path / "tta.onnx")
     assert code == 2 and "tta" in err and not (tmp_path / "tta.onnx").exists()
+
+
+def test_the_class_mix_of_a_run_fitted_with_a_prior_file(tmp_path):
+    from hier.infer.export import class_mix
+
+    (tmp_path / "prior.json").write_text(json.dumps({"train_counts": {"a": 3}, "proportions": {"a": 0.25, "b": 0.75}}))
+    config = {"prior": str(tmp_path / "mix.csv"), "long_tail": "logit_adjust"}
+    assert class_mix(tmp_path, config) == {"prior": "file", "long_tail": "logit_adjust",
+                                           "proportions": {"a": 0.25, "b": 0.75}}
+    assert class_mix(tmp_path, {"prior": "uniform", "long_tail": "none"})["proportions"] is None
