@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -66,15 +64,14 @@ def stratified_split(samples: Sequence[Sample], fractions: Sequence[float] = (0.
     return {name: sorted(split, key=lambda s: str(s.path)) for name, split in out.items()}
 
 
-def saved_split(path: Path, dataset: Dataset, name: str) -> list[Sample] | None:
-    """The samples of split ``name`` saved in ``path`` (a run's ``split.json``, written by ``hier fit``).
+def saved_split(saved: dict | None, dataset: Dataset, name: str) -> list[Sample] | None:
+    """The samples of split ``name`` in ``saved`` (a run's ``split.json``, written by ``hier fit`` and read by
+    ``hier.runs.layout.read_split``, which checks it).
 
-    None when the file or the split is absent, or when ``dataset`` lacks any of its images (a dataset
-    the run never saw).
+    None when there is no saved split or no split of that name, or when ``dataset`` lacks any of its images (a
+    dataset the run never saw).
     """
-    if not path.is_file():
-        return None
-    chosen = json.loads(path.read_text()).get(name)
+    chosen = (saved or {}).get(name)
     by_path = {str(s.path): s for s in dataset.samples}
     if not chosen or not all(p in by_path for p in chosen):
         return None
@@ -87,17 +84,17 @@ CALIBRATION = "calib"  # the split `hier calibrate` certifies its thresholds on
 DEFAULT_CALIBRATION_FRACTION = 0.1  # share of the training images held out for it (config calibration_fraction)
 
 
-def training_parts(dataset: Dataset, config: dict, saved: Path | None) -> tuple[dict[str, list[Sample]], dict | None]:
+def training_parts(dataset: Dataset, config: dict, saved: dict | None) -> tuple[dict[str, list[Sample]], dict | None]:
     """The train, val and calib parts of a run (calib may be empty), and a new split to save (or None).
 
     The calibration part is seen neither by training nor by best-epoch selection: the dataset's own
     ``calib`` split, else ``config["calibration_fraction"]`` of the training images, stratified like the
     other splits and drawn with the run's seed. A dataset without splits is split four ways at once
-    (train, val, calib, test). ``saved`` (the ``split.json`` of a run being resumed; None for a new run,
-    whose folder ``--force`` may be about to replace) wins when it exists, so a resumed run keeps its
+    (train, val, calib, test). ``saved`` (the ``split.json`` of a run being resumed, as read; None for a new
+    run, whose folder ``--force`` may be about to replace) wins when given, so a resumed run keeps its
     parts; a run written before the calibration part existed has none.
     """
-    resumed = saved is not None and saved.exists()
+    resumed = saved is not None
     fraction = config.get("calibration_fraction", 0.0)  # absent from runs made before it existed
     if not 0 <= fraction < 1:
         raise InputError(f"calibration_fraction must be in [0, 1), got {fraction}")
@@ -121,7 +118,8 @@ def training_parts(dataset: Dataset, config: dict, saved: Path | None) -> tuple[
     if resumed:
         parts = {name: saved_split(saved, dataset, name) for name in ("train", "val")}
         if parts["train"] is None or parts["val"] is None:
-            raise InputError("the dataset no longer holds every image of the saved split", path=saved)
+            raise InputError("the dataset no longer holds every image of the run's saved split (split.json)",
+                             path=dataset.root)
         return {**parts, CALIBRATION: saved_split(saved, dataset, CALIBRATION) or []}, None
     if len(config["split_fractions"]) != 3:
         raise InputError(f"split_fractions needs 3 values (train, val, test), got {config['split_fractions']}")

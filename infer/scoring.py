@@ -144,7 +144,7 @@ def held_out_split(run_dir: Path, dataset_path, split: str | None, default: str)
             return samples, name, dataset
     if dataset.has_splits:
         return dataset.split(name), name, dataset
-    saved = saved_split(run_dir / runs.SPLIT, dataset, name) if name != "all" else None
+    saved = saved_split(runs.read_split(run_dir), dataset, name) if name != "all" else None
     if saved is not None:
         return saved, name, dataset
     if split not in (None, "all"):
@@ -207,4 +207,4 @@ def _calibration_part(run_dir: Path, dataset: Dataset) -> tuple[list[Sample] | N
     """The dataset's own calib split, else the run's saved one (``split.json``); None when neither exists."""
     if CALIBRATION in dataset.splits:
         return dataset.splits[CALIBRATION], CALIBRATION
-    return saved_split(run_dir / runs.SPLIT, dataset, CALIBRATION), CALIBRATION
+    return saved_split(runs.read_split(run_dir), dataset, CALIBRATION), CALIBRATION

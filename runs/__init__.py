@@ -25,6 +25,7 @@ from .layout import (
     prepare_run_dir,
     read_config,
     read_metrics,
+    read_split,
     run_files,
     save_checkpoint,
     save_weights,

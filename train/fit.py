@@ -66,7 +66,7 @@ def load_splits(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path, *
     """
     dataset = read_dataset(dataset_path)
     nodes = resolve_labels(dataset, taxonomy)
-    parts, new_split = training_parts(dataset, config, run_dir / runs.SPLIT if resume else None)
+    parts, new_split = training_parts(dataset, config, runs.read_split(run_dir) if resume else None)
     train, val = parts["train"], parts["val"]
     if not train or not val:
         raise InputError(f"the train and val splits need images (train {len(train)}, val {len(val)})",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -49,9 +48,8 @@ def test_stratified_split_depends_on_seed_not_on_input_order():
 def test_saved_split_reads_back_only_for_the_dataset_it_was_saved_from(tmp_path):
     samples = [Sample(Path(f"/d/{k}.png"), "ab"[k % 2]) for k in range(4)]
     dataset = Dataset(Path("/d"), {"all": samples}, "folders")
-    path = tmp_path / "split.json"
-    assert saved_split(path, dataset, "val") is None  # no file
-    path.write_text(json.dumps({"train": ["/d/0.png", "/d/2.png"], "val": ["/d/3.png", "/d/1.png"]}))
+    assert saved_split(None, dataset, "val") is None  # no file
+    path = {"train": ["/d/0.png", "/d/2.png"], "val": ["/d/3.png", "/d/1.png"]}
     assert saved_split(path, dataset, "val") == [samples[3], samples[1]]  # the saved order
     assert saved_split(path, dataset, "test") is None  # no such split
     smaller = Dataset(Path("/d"), {"all": samples[:3]}, "folders")
@@ -72,27 +70,26 @@ def _samples(prefix: str, per_class: int) -> list[Sample]:
 def test_calibration_part_is_held_out_of_the_training_split_and_saved(tmp_path):
     dataset = Dataset(Path("/d"), {"train": _samples("train", 50), "val": _samples("val", 5),
                                    "test": _samples("test", 5)}, "folders")
-    parts, saved = training_parts(dataset, CONFIG, tmp_path / "split.json")
+    parts, saved = training_parts(dataset, CONFIG, None)
     train, calib = {s.path for s in parts["train"]}, {s.path for s in parts[CALIBRATION]}
     assert len(calib) == 20 and len(train) == 180 and not train & calib  # 10% of each class's 50
     assert train | calib == {s.path for s in dataset.split("train")} and parts["val"] == dataset.split("val")
     assert saved == {CALIBRATION: sorted(str(p) for p in calib)}
-    (tmp_path / "split.json").write_text(json.dumps(saved))  # what fit writes; a resumed run reads it back
-    again, nothing = training_parts(dataset, {**CONFIG, "seed": 99}, tmp_path / "split.json")
+    again, nothing = training_parts(dataset, {**CONFIG, "seed": 99}, saved)  # what fit saves, read back
     assert again == parts and nothing is None
 
 
 def test_a_datasets_own_calibration_split_is_used_as_it_is(tmp_path):
     dataset = Dataset(Path("/d"), {"train": _samples("train", 10), "val": _samples("val", 2),
                                    "calib": _samples("calib", 3)}, "folders")
-    parts, saved = training_parts(dataset, CONFIG, tmp_path / "split.json")
+    parts, saved = training_parts(dataset, CONFIG, None)
     assert parts["train"] == dataset.split("train") and parts[CALIBRATION] == dataset.split("calib")
     assert saved is None
 
 
 def test_a_dataset_without_splits_is_split_four_ways(tmp_path):
     dataset = Dataset(Path("/d"), {"all": _samples("all", 100)}, "folders")
-    parts, saved = training_parts(dataset, CONFIG, tmp_path / "split.json")
+    parts, saved = training_parts(dataset, CONFIG, None)
     assert {k: len(v) for k, v in parts.items()} == {"train": 288, "val": 40, CALIBRATION: 32, "test": 40}
     assert set(saved) == {"train", "val", CALIBRATION, "test"}
     paths = [s.path for part in parts.values() for s in part]
@@ -102,9 +99,8 @@ def test_a_dataset_without_splits_is_split_four_ways(tmp_path):
 def test_a_run_from_before_the_calibration_part_keeps_its_splits(tmp_path):
     dataset = Dataset(Path("/d"), {"all": _samples("all", 10)}, "folders")
     old = {"train": [str(s.path) for s in dataset.samples[:30]], "val": [str(s.path) for s in dataset.samples[30:]]}
-    (tmp_path / "split.json").write_text(json.dumps(old))
     config = {k: v for k, v in CONFIG.items() if k != "calibration_fraction"}  # an old run's config
-    parts, saved = training_parts(dataset, config, tmp_path / "split.json")
+    parts, saved = training_parts(dataset, config, old)
     assert parts[CALIBRATION] == [] and saved is None and len(parts["train"]) == 30
     with pytest.raises(InputError, match="calibration_fraction must be in"):
-        training_parts(dataset, {**CONFIG, "calibration_fraction": 1.0}, tmp_path / "none.json")
+        training_parts(dataset, {**CONFIG, "calibration_fraction": 1.0}, None)
