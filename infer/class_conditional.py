@@ -45,7 +45,8 @@ def images_needed(level: float) -> int:
     return n
 
 
-def class_groups(taxonomy: Taxonomy, targets: torch.Tensor, needed: int) -> tuple[list[tuple[int, list[int]]], list[int]]:
+def class_groups(taxonomy: Taxonomy, targets: torch.Tensor,
+                 needed: int) -> tuple[list[tuple[int, list[int]]], list[int]]:
     """The groups of classes certified together, as (node, classes), and the classes left uncertified.
 
     A class (a label node) with ``needed`` images or more is a group of its own. The others are pooled up the
@@ -62,7 +63,8 @@ def class_groups(taxonomy: Taxonomy, targets: torch.Tensor, needed: int) -> tupl
             groups.append((node, sorted(pool)))
             pool = []
         if node == taxonomy.root:
-            unseen = [c for c in range(len(taxonomy)) if counts[c] == 0 and (taxonomy.is_leaf(c) or taxonomy.is_label(c))]
+            unseen = [c for c in range(len(taxonomy))
+                      if counts[c] == 0 and (taxonomy.is_leaf(c) or taxonomy.is_label(c))]
             return groups, sorted(pool + unseen)
         pending[int(taxonomy.parent[node])].extend(pool)
     raise AssertionError("unreachable: the root ends the loop")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import io
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
