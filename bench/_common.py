@@ -42,6 +42,15 @@ def seconds(step, repeats: int, *, warmup: int = 1, reduce=min, clock=None) -> f
     return reduce(times)
 
 
+def link(files: list[Path], folder: Path) -> None:
+    """Hard links of ``files`` as FOLDER/CLASS/NAME (a class folder dataset, no bytes copied)."""
+    for f in files:
+        target = folder / f.parent.name / f.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            os.link(f, target)
+
+
 def machine() -> str:
     import torch
 

@@ -55,18 +55,18 @@ def rank_of(taxonomy, node: int) -> str:
 
 
 def probabilistic_report(
-    cal_scores, cal_samples, test_scores, test_samples, node_probabilities, taxonomy, *, calibration=None
+    cal_scores, cal_targets, test_scores, test_targets, node_probabilities, taxonomy, *, calibration=None
 ) -> dict:
-    """Calibrate (unless ``calibration`` is given) and score as `hier calibrate` and `hier evaluate` do."""
+    """Calibrate (unless ``calibration`` is given) and score as `hier calibrate` and `hier evaluate` do; the
+    targets are node indices."""
     from hier.infer.answer import decode
     from hier.infer.calibration import fit_temperature, threshold_table
-    from hier.infer.evaluate import STANDARD_LEVELS, evaluate_probabilities
+    from hier.infer.evaluate import STANDARD_LEVELS, answers_by_rank, evaluate_probabilities
     from hier.metrics.bounds import DELTA
     from hier.runs.calibration import Calibration
     from hier.tree import TreeTensors
 
     tree = TreeTensors(taxonomy)
-    cal_targets, test_targets = targets_of(cal_samples, taxonomy), targets_of(test_samples, taxonomy)
     if calibration is None:
         temperature, _, _ = fit_temperature(cal_scores, cal_targets, node_probabilities, taxonomy)
         probs = node_probabilities(cal_scores / temperature)
@@ -81,7 +81,8 @@ def probabilistic_report(
         threshold if threshold is not None else 1.0,
         level_thresholds={c: t for c, t in levels.items() if t is not None},
     )
-    answers = decode(probs, threshold if threshold is not None else 1.0, tree.depth).tolist()
+    answered = decode(probs, threshold if threshold is not None else 1.0, tree.depth)
+    answers = answered.tolist()
     by_rank = Counter(rank_of(taxonomy, a) for a in answers)
     report = {
         key: result[key]
@@ -100,8 +101,9 @@ def probabilistic_report(
             "information_recall_at_confidence",
         )
     }
+    report["genus_or_deeper_at_confidence"] = answers_by_rank(answered, taxonomy)["genus_or_deeper_at_confidence"]
     if threshold is None:  # the calibration split cannot certify 0.9
-        report.update(correct_at_confidence=None, mean_depth_at_confidence=None)
+        report.update(correct_at_confidence=None, mean_depth_at_confidence=None, genus_or_deeper_at_confidence=None)
     return {
         **report,
         "temperature": calibration.temperature,
@@ -162,18 +164,14 @@ def run_peer(name: str, split: dict, seed: int, table, taxonomy_path: Path, scor
     logistic = LogisticRegression(max_iter=2000, random_state=seed)
     if name == "logreg":
         model = logistic.fit(features("train"), train_targets)
-        above = torch.as_tensor(taxonomy.ancestor_matrix[model.classes_], dtype=torch.float32)  # class -> its nodes
-        root = torch.tensor([taxonomy.root])
-
-        def node_probabilities(scores):
-            # the root is certain, as every head's node probabilities have it (the sums may round below 1)
-            return (torch.softmax(scores, dim=1) @ above).clamp(max=1.0).index_fill(1, root, 1.0)
+        node_probabilities = summed_up(model.classes_, taxonomy)
 
         def scores(part):
             return torch.as_tensor(model.decision_function(features(part)), dtype=torch.float32)
 
         report = probabilistic_report(
-            scores("calibration"), split["calibration"], scores(scored), split[scored], node_probabilities, taxonomy
+            scores("calibration"), targets_of(split["calibration"], taxonomy), scores(scored),
+            targets_of(split[scored], taxonomy), node_probabilities, taxonomy
         )
     else:
         from hiclass import LocalClassifierPerNode, LocalClassifierPerParentNode
@@ -184,6 +182,19 @@ def run_peer(name: str, split: dict, seed: int, table, taxonomy_path: Path, scor
         pred = torch.tensor([deepest(row, taxonomy) for row in model.predict(features(scored))])
         report = hard_report(pred, targets_of(split[scored], taxonomy), taxonomy)
     return {**report, "seconds": time.perf_counter() - start}
+
+
+def summed_up(classes, taxonomy):
+    """Scores over a flat classifier's ``classes`` (node indices; logits) -> node probabilities, each class's
+    probability added to its ancestors as a head's are."""
+    above = torch.as_tensor(taxonomy.ancestor_matrix[classes], dtype=torch.float32)  # class -> its nodes
+    root = torch.tensor([taxonomy.root])
+
+    def node_probabilities(scores):
+        # the root is certain, as every head's node probabilities have it (the sums may round below 1)
+        return (torch.softmax(scores, dim=1) @ above).clamp(max=1.0).index_fill(1, root, 1.0)
+
+    return node_probabilities
 
 
 def lineages(targets, taxonomy) -> np.ndarray:

@@ -24,6 +24,17 @@ Runs (every setting the defaults but the ones named; views 1 to keep the feature
 - ``tail-uniform``: the same, probabilities for the uniform mix (``--prior uniform``: the post-hoc correction);
 - ``tail-la``: trained with logit adjustment (``--long-tail logit_adjust``), probabilities for the uniform mix;
 each calibrated on ``calib`` twice, the marginal promise and ``--per-class``.
+
+    python bench/flowcam.py --images FLOWCAM/data/images --full [--out runs/flowcam]
+
+``--full``: the whole set less the reserved files (OUT/data/full, hard links), split by ``hier fit`` itself (seeded,
+stratified 80/10/10, a tenth of the training part held out for calibration: OUT/full-classifier/split.json), then
+hier's default head (views 1, features kept: ``feature_cache=file``), ``hier calibrate`` and ``hier evaluate``; and
+on the same frozen features, the peers: scikit-learn logistic regression (standardised features) and EcoTaxa's
+recipe (PCA to 50, RandomForest of 300 trees, at least 5 images a leaf, balanced class weights; each tree on a
+bootstrap of 50,000 images, since 300 full-size trees of 95 classes do not fit in 24 GiB), their class
+probabilities summed up the tree, calibrated and answered by hier's own code. Wall time and peak memory of every
+stage; table in OUT/full-table.md, plot in OUT/full.png.
 """
 
 from __future__ import annotations
@@ -35,9 +46,12 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from _common import link
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -54,28 +68,40 @@ RUNS = {
 COMMON = ["--set", "views=1", "--set", "calibration_fraction=0.0"]
 
 
-def hier(*args: str, out: Path | None = None) -> None:
+def hier(*args: str, out: Path | None = None) -> dict:
+    """Runs one hier command; its wall time and peak memory (the process's own, from wait4)."""
     command = [sys.executable, "-m", "hier.cli", *map(str, args)]
     print("$ hier " + " ".join(map(str, args)), flush=True)
     start = time.perf_counter()
-    with (out.open("w") if out else open(os.devnull, "w")) as sink:
-        done = subprocess.run(command, stdout=sink, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        sys.exit(f"failed ({done.returncode}): {done.stderr[-3000:]}")
-    print(f"  {time.perf_counter() - start:.0f} s", flush=True)
+    with (out.open("w") if out else open(os.devnull, "w")) as sink, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, stdout=sink, stderr=err, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            sys.exit(f"failed ({code}): {err.read()[-3000:]}")
+    figures = {"seconds": time.perf_counter() - start, "peak_gib": usage.ru_maxrss / 2**20}
+    print(f"  {figures['seconds']:.0f} s, peak {figures['peak_gib']:.2f} GiB", flush=True)
+    return figures
 
 
-def link(files: list[Path], folder: Path) -> None:
-    for f in files:
-        target = folder / f.parent.name / f.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            os.link(f, target)
+def reserved_names() -> set[str]:
+    """The reserved files as CLASS/FILE.jpg."""
+    return {line.strip().split("data/images/", 1)[-1] for line in RESERVED.read_text().splitlines() if line.strip()}
+
+
+def taxonomy_file(out: Path) -> Path:
+    taxonomy = out / "taxonomy.json"
+    if not taxonomy.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        hier("taxo", "build", "--source", "csv", TAXONOMY_CSV, "--rank-columns",
+             "kingdom,phylum,class,order,family,genus,species", "--label-column", "folder", "-o", taxonomy)
+    return taxonomy
 
 
 def build_split(images: Path, data: Path) -> dict[str, Counter]:
     """The folders of the split (see the module's docstring); returns the images per class of each part."""
-    reserved = {line.strip().split("data/images/", 1)[-1] for line in RESERVED.read_text().splitlines() if line.strip()}
+    reserved = reserved_names()
     parts: dict[str, dict[str, list[Path]]] = {p: {} for p in ("sample", "tail", "balanced", "val", "calib", "test")}
     dropped = 0
     rng = random.Random(0)
@@ -123,18 +149,20 @@ def main() -> None:
     parser.add_argument("--images", type=Path, required=True, help="FLOWCAM/data/images")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "flowcam")
     parser.add_argument("--runs", nargs="*", default=list(RUNS))
+    parser.add_argument("--full", action="store_true", help="the whole set, hier's default head and the peers")
     args = parser.parse_args()
     if not RESERVED.is_file():
         sys.exit(f"{RESERVED} is absent: without the list of reserved files the split cannot leave them out")
     out = args.out
+    if args.full:
+        from _flowcam_full import full
+
+        return full(args.images, out, reserved_names(), taxonomy_file(out), hier)
     counts = build_split(args.images, out / "data")
     for part, per_class in counts.items():
         print(f"{part:16} {sum(per_class.values()):7d} images, {min(per_class.values())} to "
               f"{max(per_class.values())} per class")
-    taxonomy = out / "taxonomy.json"
-    if not taxonomy.is_file():
-        hier("taxo", "build", "--source", "csv", TAXONOMY_CSV, "--rank-columns",
-             "kingdom,phylum,class,order,family,genus,species", "--label-column", "folder", "-o", taxonomy)
+    taxonomy = taxonomy_file(out)
     rare = out / "rare-mix.csv"
     rare_mix(counts["tail/train"], rare)
     for name in args.runs:

@@ -39,7 +39,7 @@ from unittest import mock
 
 import torch
 from _common import machine
-from _peers import PEERS, SCORED_KEYS, probabilistic_report, run_peer, tables, write_figure
+from _peers import PEERS, SCORED_KEYS, probabilistic_report, run_peer, tables, targets_of, write_figure
 
 ROOT = Path(__file__).resolve().parent.parent
 PHYTO = ROOT.parent / "shared" / "data" / "phytoplankton"
@@ -204,9 +204,9 @@ def run_head(name: str, split: dict, seed: int, args, taxonomy_path: Path, table
 
         report = probabilistic_report(
             scores("calibration"),
-            split["calibration"],
+            targets_of(split["calibration"], taxonomy),
             scores(args.split),
-            split[args.split],
+            targets_of(split[args.split], taxonomy),
             model.node_probabilities,
             taxonomy,
             calibration=calibration,

@@ -17,6 +17,8 @@ WEIGHTS_HELP = ("Backbone weights: DEFAULT (downloaded through torchvision or ti
                 "a weights name such as IMAGENET1K_V2, a local file, or none. Default: the backbone's own "
                 "(efficientnet_lite0: ImageNet weights installed with pip).")
 
+_TRAIN_STAGES = typer.Option(None, min=0, help="Train the frozen backbone's last N stages with the head "
+                                               "(default: 2 up to 10,000 training images, else 0).")
 _LONG_TAIL = typer.Option(None, "--long-tail", help="none, or logit_adjust: train on the scores plus log(training "
                                                     "prior), for long-tailed data (docs/training.md).")
 _PRIOR = typer.Option(None, "--prior", help="The class mix the probabilities are for: train (default), uniform, "
@@ -65,9 +67,9 @@ def fit(
                                            autocompletion=_names("backbones")),
     weights: Optional[str] = typer.Option(None, help=WEIGHTS_HELP),
     offline: bool = typer.Option(False, "--offline", help="Never download weights (also HIER_OFFLINE=1)."),
-    freeze_backbone: Optional[bool] = typer.Option(None, "--freeze-backbone/--finetune",
-                                                   help="Freeze the backbone, or train it (default: frozen "
-                                                        "with pretrained weights)."),
+    freeze_backbone: Optional[bool] = typer.Option(None, "--freeze-backbone/--finetune", help="Freeze the "
+                                                   "backbone, or train it (default: frozen with pretrained weights)."),
+    train_stages: Optional[int] = _TRAIN_STAGES,
     epochs: Optional[int] = typer.Option(None, min=1),
     batch_size: Optional[int] = typer.Option(None, min=1),
     image_size: Optional[int] = typer.Option(None, min=8),
@@ -83,8 +85,8 @@ def fit(
 ):
     """Train a head on a dataset; writes a run directory (config, metrics, checkpoints, weights).
 
-    By default the heads train on frozen ImageNet features of EfficientNet-Lite0 (installed with pip, cached
-    after the first epoch); --backbone smallcnn trains a small CNN from scratch instead.
+    By default on frozen ImageNet features of EfficientNet-Lite0 (from pip), with its last 2 stages on up to
+    10,000 training images (docs/training.md); --backbone smallcnn trains a small CNN from scratch instead.
 
     Examples: hier fit synth/ --taxonomy synth/taxonomy.json --head arcface-multihead --epochs 5 -o runs/demo ·
     cd synth && hier fit --head arcface-multihead   (the dataset is ., its taxonomy ./taxonomy.json)
@@ -94,8 +96,8 @@ def fit(
     from hier.runs import config as cfg
 
     flags = {"head": head, "loss": loss, "backbone": backbone, "weights": weights, "freeze_backbone": freeze_backbone,
-             "epochs": epochs, "batch_size": batch_size, "image_size": image_size, "device": device,
-             "runtime": runtime, "long_tail": long_tail, "prior": prior}
+             "train_stages": train_stages, "epochs": epochs, "batch_size": batch_size, "image_size": image_size,
+             "device": device, "runtime": runtime, "long_tail": long_tail, "prior": prior}
     if resume is not None and taxonomy is not None:
         raise InputError("--resume uses the run's own taxonomy; drop --taxonomy", where="--taxonomy")
     dataset, resolved, run_dir = _settings(dataset, resume, out, config, flags, set_)

@@ -19,3 +19,9 @@ def dihedral_views(images: torch.Tensor) -> torch.Tensor:
     upright = images.transpose(-2, -1)
     turned = [images, upright.flip(-2), images.flip(-2).flip(-1), upright.flip(-1)]
     return torch.stack(turned + [view.flip(-1) for view in turned])
+
+
+def each_view(run, images: torch.Tensor) -> torch.Tensor:
+    """``run`` (a batch -> outputs [B, ...]) on each of the 8 views of ``images`` -> [B, 8, ...]. A batch per view:
+    a backbone holds one batch's activations at a time, not eight (6.8 GB at 8 x 64 images of 160 px)."""
+    return torch.stack([run(view) for view in dihedral_views(images)], 1)

@@ -27,7 +27,7 @@ from hier.data.images import (
 from hier.data.labels import resolve_labels
 from hier.data.readers import Dataset, Sample, read_dataset
 from hier.data.splits import CALIBRATION, saved_split
-from hier.data.views import DIHEDRAL, dihedral_views
+from hier.data.views import each_view
 from hier.taxo import Taxonomy
 
 
@@ -47,7 +47,7 @@ def score_batches(model, paths: Sequence[Path], config: dict, device: torch.devi
     def features(images: torch.Tensor) -> torch.Tensor:
         if not config.get("tta"):
             return run(images)
-        return run(dihedral_views(images).flatten(0, 1)).view(DIHEDRAL, len(images), -1).mean(0)
+        return each_view(run, images).mean(1)
 
     data = ImageDataset(paths, transform=image_transform(config), return_index=True)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=collate_skipping,

@@ -30,7 +30,10 @@ DEFAULTS: dict = {
     "backbone_options": {},
     "weights": None,  # None: the backbone's default (DEFAULT for efficientnet_lite0); DEFAULT, a name, a file, none
     "freeze_backbone": None,  # None: frozen when pretrained weights are loaded, trained from scratch otherwise
-    "backbone_lr": None,  # learning rate of an unfrozen backbone (None: the same as lr)
+    "backbone_lr": None,  # learning rate of backbone weights that train (None: lr, or lr / 10 for train_stages)
+    # the last stages of a frozen EfficientNet trained on their cached input; None: 2 up to 10,000 training images,
+    # else 0 (hier.train.fit.SMALL_TRAINING_SPLIT; measured in docs/results.md, "Deep and right")
+    "train_stages": None,
     "embedding_size": 128,  # None: no embedding block, the head reads the backbone's features
     "embedding_dropout": 0.2,
     # data
@@ -40,7 +43,9 @@ DEFAULTS: dict = {
     "interpolation": None,
     "keep_size": False,
     "augment": None,  # None: off for a frozen backbone (its features are cached), on when the backbone trains
-    "views": 8,  # dihedral views per training image in the frozen feature cache (1 or 8; an epoch draws one)
+    # dihedral views per training image in the frozen feature cache (1 or 8; an epoch draws one); None: 8 up to
+    # 10,000 training images, else 1
+    "views": None,
     "tta": False,  # answer from the mean features of the 8 dihedral views (calibrate, evaluate, predict alike)
     "split_fractions": [0.8, 0.1, 0.1],  # train, val, test, for a dataset without its own splits
     "calibration_fraction": 0.1,  # share of the training images held out for hier calibrate (docs/confidence.md)
@@ -94,7 +99,8 @@ CHOICES = {
 }
 OPTION_KEYS = ("head_options", "loss_options", "backbone_options")
 NULLABLE_TYPES = {"embedding_size": int, "workers": int, "dataset": str, "loss": str, "weights": str,
-                  "freeze_backbone": bool, "backbone_lr": float, "mean": list, "std": list, "interpolation": str, "augment": bool}
+                  "freeze_backbone": bool, "backbone_lr": float, "train_stages": int, "views": int, "mean": list, "std": list,
+                  "interpolation": str, "augment": bool}
 
 
 
@@ -113,7 +119,7 @@ LIMITS = {
     "embedding_dropout": _FRACTION, "lr": _above(0), "backbone_lr": _above(0), "weight_decay": _at_least(0),
     "momentum": _FRACTION, "warmup_epochs": _at_least(0), "step_size": _at_least(1), "gamma": _above(0),
     "grad_clip": _at_least(0), "early_stopping": _at_least(0), "workers": _at_least(0),
-    "long_tail_tau": _above(0),
+    "long_tail_tau": _above(0), "train_stages": _at_least(0),
 }
 LIST_LIMITS = {
     "split_fractions": (lambda v: len(v) == 3 and all(f >= 0 for f in v) and abs(sum(v) - 1) <= 1e-6,
@@ -200,6 +206,8 @@ def load_config_file(path: str | Path) -> dict:
 # What a stored run's config.yaml must hold: which network it is. Any other key missing (a run written before
 # it existed) takes its default, which is what that older hier did; weights that then do not fit are refused.
 RUN_REQUIRED = ("head", "backbone")
+# Keys whose default (None) is decided by `hier fit` from the data: a run written before the key existed did this.
+BEFORE_THE_KEY = {"views": 1, "train_stages": 0}
 
 
 def check_run_config(data: dict, path: str | Path) -> dict:
@@ -212,7 +220,7 @@ def check_run_config(data: dict, path: str | Path) -> dict:
     _check(data, str(path))
     if data["head"] is None or data["backbone"] is None:
         raise InputError("'head' and 'backbone' must be set", path=path)
-    return {**copy.deepcopy(DEFAULTS), **data}
+    return {**copy.deepcopy(DEFAULTS), **BEFORE_THE_KEY, **data}
 
 
 def parse_set(items: list[str]) -> dict:

@@ -22,11 +22,14 @@ from hier.tree import TreeTensors
 
 
 class Step(nn.Module):
-    """What DDP wraps: the trainable path, from features (cache) or from images."""
+    """What DDP wraps: the trainable path, from features (cache) or from images; ``tail``: the backbone's last
+    stages, between the cached trunk output and the embedding (``train_stages``)."""
 
-    def __init__(self, model: HierNet, from_features: bool, frozen_backbone: bool):
+    def __init__(self, model: HierNet, from_features: bool, frozen_backbone: bool, tail: nn.Module | None = None):
         super().__init__()
         self.model, self.from_features, self.frozen_backbone = model, from_features, frozen_backbone
+        self.tail = tail
+        self.cached_ndim = 2 if tail is None else 4  # [B, F] features, or [B, C, H, W] trunk outputs
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -37,10 +40,10 @@ class Step(nn.Module):
     def forward(self, x, targets=None):
         if not self.from_features:
             return self.model(x, targets)
-        if x.ndim == 3:  # [B, views, F]: a dihedral view per image, drawn anew each step; validation: the image itself
+        if x.ndim > self.cached_ndim:  # [B, views, ...]: a dihedral view per image, drawn anew each step
             x = x[torch.arange(len(x)), torch.randint(x.shape[1], (len(x),), device=x.device)] if self.training \
                 else x[:, 0]
-        return self.model.from_features(x, targets)
+        return self.model.from_features(x if self.tail is None else self.tail(x), targets)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The frozen-backbone feature cache: the backbone runs once, the embedding block and head train on its output.
+"""The frozen-backbone feature cache: the backbone runs once, the embedding block and head train on its output (with
+``train_stages``, the trunk runs once and the backbone's last stages train too, from the trunk's output).
 
 The pass streams to disk: every ``CHUNK_BATCHES`` batches of images, a chunk file (half precision) lands
 atomically in ``RUN/cache/features-WHAT-vVIEWS-SETTINGS/``. A killed pass leaves its finished chunks, and the next
@@ -26,13 +27,13 @@ from hier.core.errors import InputError
 from hier.core.interrupts import check_interrupt
 from hier.core.progress import Progress
 from hier.data.images import ImageDataset, collate_skipping
-from hier.data.views import dihedral_views
+from hier.data.views import each_view
 from hier.runs.model import backbone_is_frozen
 from hier.train import distributed as dist
 
 CHUNK_BATCHES = 32  # batches per chunk file (2,048 images at the default batch size): what a kill costs at most
 FEATURE_SETTINGS = ("backbone", "backbone_options", "weights", "image_size", "keep_size", "mean", "std",
-                    "interpolation", "runtime_precision")
+                    "interpolation", "runtime_precision", "train_stages")
 _CHUNK = re.compile(r"\d{5}-[0-9a-f]{16}\.pt")
 
 
@@ -70,7 +71,7 @@ def cache_key(images: ImageDataset, config: dict) -> str:
 def _views(run, x: torch.Tensor, views: int) -> torch.Tensor:
     if views == 1:
         return run(x).cpu()
-    return run(dihedral_views(x).flatten(0, 1)).cpu().view(views, len(x), -1).transpose(0, 1)
+    return each_view(run, x).cpu()
 
 
 @torch.no_grad()
@@ -143,8 +144,8 @@ class ChunkedFeatures:
 
 
 def _half(features: torch.Tensor) -> torch.Tensor:
-    """Half precision (off by at most 1 part in 2,048; Lite0's pooled ReLU6 features lie in [0, 6]), unless a value
-    overflows it."""
+    """Half precision (off by at most 1 part in 2,048; Lite0's pooled ReLU6 features lie in [0, 6], its trunk's
+    outputs within +-100), unless a value overflows it."""
     half = features.half()
     return half if torch.isfinite(half).all() or not torch.isfinite(features).all() else features
 

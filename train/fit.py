@@ -19,6 +19,7 @@ import torch
 from hier import runs
 from hier.backbones.device import pick_device
 from hier.backbones.runtime import resolve_runtime
+from hier.backbones.stages import split_stages, stage_count
 from hier.core.errors import HierError, InputError, first_line
 from hier.core.files import atomic_write_text, remove_stale_temporaries_below
 from hier.core.interrupts import catching_interrupts, check_interrupt
@@ -121,7 +122,8 @@ def _resumed(run_dir: Path, config: dict) -> tuple[dict | None, Taxonomy, dict]:
     """
     runs.check_run_dir(run_dir)
     saved = runs.read_config(run_dir)
-    config = {**config, **{k: saved.get(k) for k in PREPROCESS_KEYS if config.get(k) is None}}
+    config = {**config, **{k: saved.get(k) for k in (*PREPROCESS_KEYS, "views", "train_stages")
+                           if config.get(k) is None}}
     changed = [k for k in changed_keys(saved, config) if k not in ("epochs", "dataset")]
     if changed:
         raise InputError(f"--resume keeps the run's settings; changed: {', '.join(changed)} "
@@ -139,6 +141,12 @@ def _start(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path, checkp
     device = pick_device(config["device"])
     train, val, new_split = load_splits(dataset_path, taxonomy, config, run_dir, resume=resume)
     model, loss_fn = build_model(config, taxonomy, load_weights=checkpoint is None)
+    config = size_defaults(config, model.backbone, len(train.paths))
+    if config["train_stages"]:
+        split_stages(model.backbone, config["train_stages"])[1].requires_grad_(True)
+        if not resume:
+            progress.print(f"training the backbone's last {config['train_stages']} stages with the head "
+                           "(train_stages; docs/training.md)")
     loss_fn = adjusted_loss(loss_fn, model.head, taxonomy, train.targets, config)  # long_tail
     config = with_preprocessing(config, model.backbone)  # recorded: predict and evaluate read images the same way
     if resume:
@@ -156,6 +164,31 @@ def _start(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path, checkp
         if dist.is_main() and not (isinstance(e, (KeyboardInterrupt, OSError)) and finished_chunks(run_dir)):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+# Up to this many training images the defaults spend more work per image: the 8 dihedral views of each in the
+# feature cache, and the backbone's last 2 stages trained with the head (each worth points of accuracy on the
+# shared sample, docs/results.md). Above it they cost hours on 2 cores (8 views of 240k images: 2 hours of feature
+# pass; the 2 stages: about 20 minutes an epoch), and the frozen features of one view gain from the data instead.
+SMALL_TRAINING_SPLIT = 10_000
+DEFAULT_TRAIN_STAGES = 2
+
+
+def size_defaults(config: dict, backbone: torch.nn.Module, n_train: int) -> dict:
+    """``views`` and ``train_stages`` as set, else (None) by the size of the training split; a setting the backbone
+    cannot take is refused here, before any work."""
+    small, frozen = n_train <= SMALL_TRAINING_SPLIT, backbone_is_frozen(config)
+    views, stages = config["views"], config["train_stages"]
+    if views is None:
+        views = 8 if small else 1
+    if stages is None:
+        stages = DEFAULT_TRAIN_STAGES if frozen and small and stage_count(backbone) > DEFAULT_TRAIN_STAGES else 0
+    elif stages and not frozen:
+        raise InputError("train_stages trains the last stages of a frozen backbone; this one trains whole "
+                         "(drop train_stages, or freeze it)", where="train_stages")
+    elif stages:
+        split_stages(backbone, stages)  # a backbone that cannot be cut there
+    return {**config, "views": views, "train_stages": stages}
 
 
 def check_image_size(backbone: torch.nn.Module, config: dict) -> None:
@@ -183,7 +216,7 @@ def _build_state(model: HierNet, loss_fn, train: Split, val: Split, config: dict
     weights = balanced_weights(train_targets, config, len(taxonomy))
     optimizer = make_optimizer(model, loss_fn, config)
     schedule = make_schedule(optimizer, config, len(epoch_batches(len(train_targets), config, 0, weights)))
-    step = Step(model, from_features, backbone_is_frozen(config))
+    step = Step(model, from_features, backbone_is_frozen(config), trained_stages(model, config)[1])
     if config["compile"]:
         step = torch.compile(step)
     state = TrainState(config, run_dir, taxonomy, device, model, loss_fn, optimizer, schedule, train_data,
@@ -206,14 +239,23 @@ def _write_run_files(run_dir: Path, config: dict, taxonomy: Taxonomy, new_split:
     dist.barrier()
 
 
+def trained_stages(model: HierNet, config: dict) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """(what the feature cache runs, what trains from it before the embedding): the backbone and nothing, or its
+    trunk and its last ``train_stages`` stages."""
+    if not config["train_stages"]:
+        return model.backbone, None
+    return split_stages(model.backbone, config["train_stages"])
+
+
 def _data(model: HierNet, train: Split, val: Split, config: dict, device: torch.device, run_dir: Path,
           progress: Progress):
     """(train, val): cached backbone features (features, targets), or image datasets read every epoch."""
     evaluation = image_transform(config)
     if use_feature_cache(config):
+        trunk = trained_stages(model, config)[0]
         train_images, val_images = (ImageDataset(split.paths, split.targets, evaluation) for split in (train, val))
-        return (cached_features(model.backbone, train_images, config, device, run_dir, progress, "train"),
-                cached_features(model.backbone, val_images, config, device, run_dir, progress, "val"))
+        return (cached_features(trunk, train_images, config, device, run_dir, progress, "train"),
+                cached_features(trunk, val_images, config, device, run_dir, progress, "val"))
     training = image_transform(config, train=True)
     return ImageDataset(train.paths, train.targets, training), ImageDataset(val.paths, val.targets, evaluation)
 

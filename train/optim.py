@@ -15,7 +15,9 @@ def make_optimizer(model: HierNet, loss: nn.Module, config: dict) -> torch.optim
                                       *loss.parameters()] if p.requires_grad], "lr": config["lr"]}]
     backbone = [p for p in model.backbone.parameters() if p.requires_grad]
     if backbone:
-        groups.append({"params": backbone, "lr": config["backbone_lr"] or config["lr"]})
+        # the last stages of a pretrained backbone move ten times slower than the new head (docs/training.md)
+        default = config["lr"] / 10 if config.get("train_stages") else config["lr"]
+        groups.append({"params": backbone, "lr": config["backbone_lr"] or default})
     if config["optimizer"] == "sgd":
         return torch.optim.SGD(groups, lr=config["lr"], momentum=config["momentum"],
                                weight_decay=config["weight_decay"])

@@ -46,6 +46,15 @@ def test_an_older_config_without_a_key_that_has_a_default_takes_it(trained, run_
     assert code == 0, err
 
 
+def test_an_older_config_keeps_what_fit_did_before_it_chose_views_and_stages_by_size(trained, run_copy):
+    run = run_copy()
+    text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text("".join(line + "\n" for line in text.splitlines()
+                                             if not line.startswith(("views:", "train_stages:"))))
+    config = layout.read_config(run)
+    assert (config["views"], config["train_stages"]) == (1, 0)  # one view, the frozen backbone: as it trained
+
+
 @pytest.mark.parametrize("name, text, message", [
     ("metrics.csv", "epoch,val_loss\n1,0.5\n2,", "metrics.csv: line 3: damaged"),
     ("metrics.csv", "epoch,val_loss\n1,abc\n", "metrics.csv: line 2: damaged"),

@@ -174,9 +174,18 @@ def test_no_backbone_flags_train_on_frozen_pretrained_lite0_offline(synth_datase
     assert (config["mean"], config["std"], config["interpolation"]) == ([0.5] * 3, [0.5] * 3, "bicubic")
     from hier.train.features import use_feature_cache
 
-    assert use_feature_cache(config)  # the backbone runs once; the head trains on its cached features
+    assert use_feature_cache(config)  # the trunk runs once; the last stages and the head train on its output
+    assert config["train_stages"] == 2  # a small training split: the last two stages train (docs/training.md)
     model, _, _ = runs.load_trained(run_dir)
     assert not any(p.requires_grad for p in model.backbone.parameters())
+    from hier.backbones.lite import efficientnet_lite0
+
+    imagenet = efficientnet_lite0("DEFAULT")[0].state_dict()
+    trained = model.backbone.state_dict()
+    moved = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("blocks.") else "")
+             for k, v in imagenet.items() if v.is_floating_point() and not torch.equal(v, trained[k])}
+    assert moved == {"blocks.5", "blocks.6", "conv_head", "bn2"}  # the stem and stages 0-4 are ImageNet's
+    assert all(torch.equal(v, trained[k]) for k, v in imagenet.items() if "running" in k)  # statistics kept
     assert not list((tmp_path / "torch").glob("**/*.pth")) and not (tmp_path / "hf").exists()
 
 
@@ -209,3 +218,49 @@ def test_a_logit_adjusted_run_keeps_its_counts_resumes_and_answers_for_its_prior
     torch.testing.assert_close(model.prior_shift, torch.full((leaves,), math.log(1 / leaves)))
     fit(synth_dataset, None, small(epochs=2, sets=adjusted), run, resume=True)
     assert [r["epoch"] for r in metric_rows(run)] == [1, 2]
+
+
+def test_views_and_train_stages_by_default_follow_the_size_of_the_training_split():
+    """Up to SMALL_TRAINING_SPLIT images: 8 views and the last 2 stages of a frozen EfficientNet; above: one view,
+    the frozen features; a value set is kept at any size; a backbone that cannot take it is refused."""
+    from hier.backbones.lite import efficientnet_lite0
+    from hier.backbones.plugin import small_cnn
+    from hier.train.fit import SMALL_TRAINING_SPLIT, size_defaults
+
+    lite0 = efficientnet_lite0()[0]
+
+    def chosen(config, backbone, n):
+        resolved = size_defaults(config, backbone, n)
+        return resolved["views"], resolved["train_stages"]
+
+    frozen = resolve_config(flags={"backbone": "efficientnet_lite0"})
+    assert (frozen["views"], frozen["train_stages"]) == (None, None)
+    assert chosen(frozen, lite0, SMALL_TRAINING_SPLIT) == (8, 2)
+    assert chosen(frozen, lite0, SMALL_TRAINING_SPLIT + 1) == (1, 0)  # at scale: one view, the frozen features
+    assert chosen({**frozen, "train_stages": 3, "views": 8}, lite0, 10**6) == (8, 3)  # as set, whatever the size
+    whole = resolve_config(flags={"backbone": "efficientnet_lite0"}, sets=["weights=none"])
+    assert chosen(whole, lite0, 100) == (8, 0)  # a backbone trained whole has no last stages of its own
+    with pytest.raises(InputError, match="frozen backbone"):
+        size_defaults({**whole, "train_stages": 1}, lite0, 100)
+    cnn = resolve_config(flags={"backbone": "smallcnn"}, sets=["weights=some.pt"])
+    assert chosen(cnn, small_cnn()[0], 100) == (8, 0)
+    with pytest.raises(InputError, match="only an EfficientNet"):
+        size_defaults({**cnn, "train_stages": 1}, small_cnn()[0], 100)
+
+
+def test_a_run_training_the_last_stages_caches_the_trunk_and_resumes_with_them(synth_dataset, tmp_path):
+    """The cache holds the trunk's output per dihedral view (not the pooled features); --resume with the default
+    (None) keeps the number the run recorded, and the resumed epochs train the same stages."""
+    run_dir = tmp_path / "run"
+    config = resolve_config(flags={"epochs": 1, "image_size": 64}, sets=["feature_cache=file"])
+    fit(synth_dataset, synth_dataset / "taxonomy.json", config, run_dir)
+    chunk = torch.load(next((run_dir / "cache").glob("features-train-v8-*/*.pt")), weights_only=True)
+    assert chunk["features"].shape[1:] == (8, 112, 4, 4)  # Lite0's stage-5 input at 64 px, 8 views
+    def last(key):  # the last epoch's weights (the run's final ones are its best epoch's)
+        return runs.load_checkpoint(run_dir / runs.LAST)["model"][f"backbone.{key}"]
+
+    first = {k: last(k) for k in ("blocks.6.0.conv_pw.weight", "blocks.4.0.conv_pw.weight")}
+    fit(synth_dataset, None, {**config, "epochs": 2}, run_dir, resume=True)
+    assert [r["epoch"] for r in metric_rows(run_dir)] == [1, 2]
+    assert not torch.equal(first["blocks.6.0.conv_pw.weight"], last("blocks.6.0.conv_pw.weight"))
+    assert torch.equal(first["blocks.4.0.conv_pw.weight"], last("blocks.4.0.conv_pw.weight"))
