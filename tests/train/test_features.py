@@ -25,7 +25,7 @@ def chunk_files(run_dir: Path) -> dict[str, int]:
 def test_chunks_hold_the_features_and_only_what_changed_is_computed_again(taxonomy, tiny_config, tmp_path,
                                                                            monkeypatch):
     monkeypatch.setattr(cache, "CHUNK_BATCHES", 1)  # chunks of one batch: two images
-    config = tiny_config("feature_cache=file", runtime="torch", batch_size=2)
+    config = tiny_config("feature_cache=file", "views=8", runtime="torch", batch_size=2)
     model, _ = build_model(config, taxonomy)
     paths = [Path(shutil.copy(p, tmp_path / f"{k}.jpg")) for k, p in enumerate(PLANKTON)]
     images = ImageDataset(paths, [2, 3, 4, 2, 3, 4], image_transform(config))
