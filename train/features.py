@@ -176,15 +176,18 @@ def cached_features(backbone: nn.Module, images: ImageDataset, config: dict, dev
     chunks = [range(s, min(s + size, len(images))) for s in range(0, len(images), size)]
     names = [folder / f"{k:05d}-{_digest(images.paths[r.start:r.stop])}.pt" for k, r in enumerate(chunks)]
     todo = [k for k, name in enumerate(names) if not name.exists()]
-    if todo and dist.is_main():
+    dist.barrier()  # every process has listed the missing chunks before any writes one
+    if todo:
         folder.mkdir(parents=True, exist_ok=True)
+    if todo and dist.is_main():
         if len(todo) < len(chunks):
             progress.print(f"features {what}: {len(chunks) - len(todo)} of {len(chunks)} chunks already in "
                            f"{folder}; computing the other {len(todo)}")
-    if todo:
-        _stream(backbone, images, config, device, progress, what, exports, views, [chunks[k] for k in todo],
-                [names[k] for k in todo], run_dir)
-    dist.barrier()  # the other ranks read what rank 0 wrote
+    mine = todo[dist.rank()::dist.world_size()]  # under torchrun each process computes and writes its share
+    if mine:
+        _stream(backbone, images, config, device, progress, what, exports, views, [chunks[k] for k in mine],
+                [names[k] for k in mine], run_dir)
+    dist.barrier()  # every process reads what all wrote
     if dist.is_main() and folder.is_dir():  # chunks of images changed since: recomputed above under new names
         for stale in set(folder.iterdir()) - set(names):
             if _CHUNK.fullmatch(stale.name):
@@ -198,14 +201,13 @@ def cached_features(backbone: nn.Module, images: ImageDataset, config: dict, dev
 
 def _stream(backbone: nn.Module, images: ImageDataset, config: dict, device: torch.device, progress: Progress,
             what: str, exports: Path | None, views: int, chunks: list[range], names: list[Path], run_dir: Path) -> None:
-    """The pass over ``chunks``, each written to its name as it ends (by rank 0); a stop says what is kept."""
+    """The pass over ``chunks``, each written to its name as it ends; a stop says what is kept."""
     try:
         for k, features, kept in _pass(backbone, images, config, device, progress, what, exports, views, chunks,
                                        done=len(images) - sum(map(len, chunks))):
-            if dist.is_main():
-                runs.save_checkpoint(names[k], {
-                    "features": _half(torch.cat(features)) if features else torch.empty(0),
-                    "targets": torch.cat(kept) if kept else torch.empty(0, dtype=torch.long)})
+            runs.save_checkpoint(names[k], {
+                "features": _half(torch.cat(features)) if features else torch.empty(0),
+                "targets": torch.cat(kept) if kept else torch.empty(0, dtype=torch.long)})
     except (KeyboardInterrupt, OSError):  # Ctrl-C, SIGTERM, a full disk: what fit keeps of a run (train/fit.py)
         finished = finished_chunks(run_dir) if dist.is_main() else 0
         if finished:
