@@ -34,7 +34,7 @@ from hier.infer.scoring import (
     score_samples,
 )
 from hier.metrics import hierarchical as metrics
-from hier.metrics.bounds import DELTA, clopper_pearson_upper
+from hier.metrics.bounds import DELTA, clopper_pearson_upper, most_surely_short
 from hier.metrics.correctness import is_correct, top_leaves
 from hier.runs.layout import read_evaluation as read_evaluation_file
 from hier.taxo import Taxonomy
@@ -163,16 +163,17 @@ def per_class_at(answered: torch.Tensor, targets: torch.Tensor, tree: TreeTensor
 
 
 def worst_class(per_class: dict, taxonomy: Taxonomy) -> dict | None:
-    """The class most surely answered right too seldom: the lowest Clopper-Pearson upper bound (risk DELTA) of
-    its fraction correct at the chosen confidence, so that 0 of 1 image (bound 0.95) does not hide 7 of 20 (0.57)."""
+    """:func:`most_surely_short` of the classes at the chosen confidence, with its bound."""
     if not per_class:
         return None
 
-    def upper(figures: dict) -> float:
-        return clopper_pearson_upper(round(figures["correct"] * figures["images"]), figures["images"])
+    def correct(node: str) -> int:
+        return round(per_class[node]["correct"] * per_class[node]["images"])
 
-    node, figures = min(per_class.items(), key=lambda item: (upper(item[1]), item[1]["correct"]))
-    return {"id": node, "name": taxonomy.names[taxonomy.index(node)], **figures, "correct_upper_bound": upper(figures)}
+    node = most_surely_short(list(per_class), correct, lambda n: per_class[n]["images"])
+    figures = per_class[node]
+    return {"id": node, "name": taxonomy.names[taxonomy.index(node)], **figures,
+            "correct_upper_bound": clopper_pearson_upper(correct(node), figures["images"])}
 
 
 def thin_curve(curve: dict[str, list[float]], points: int) -> dict[str, list[float]]:

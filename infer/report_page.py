@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from hier.metrics.bounds import most_surely_short
+
 THUMB_SIDE = 96  # pixels, the longer side
 THUMB_QUALITY = 70  # JPEG quality
 OPEN_DEPTH_SMALL, SMALL_TREE = 2, 150  # trees of at most SMALL_TREE shown nodes open two levels, others one
@@ -338,10 +340,11 @@ def classes_section(page: Page) -> str:
                     f'<td>{percent(c["above"], n)}</td><td>{percent(c["wrong"], n)}</td>'
                     f'<td>{percent(n - c["wrong"], n)}</td><td>{c["mean_depth"]:.2f}</td></tr>')
     # the promise is on average over the images; the class it holds least for is what a new mix of classes risks
-    worst = min(page.stats.per_class, key=lambda c: ((c["images"] - c["wrong"]) / c["images"], -c["images"]))
+    worst = most_surely_short(page.stats.per_class, lambda c: c["images"] - c["wrong"], lambda c: c["images"])
     return ('<section id="classes"><h2>Per-class recall</h2><p class="note">Per label, worst first: answers at or '
             "below the label (recall), answers that stopped above it, mistakes, correct answers (all but the "
-            "mistakes) and their mean depth. Fewest correct: "
+            "mistakes) and their mean depth. Most surely short of the promise (the lowest upper bound of its "
+            "fraction correct, as hier evaluate names it): "
             f'<b>{escape(t.names[worst["node"]])}</b>, {percent(worst["images"] - worst["wrong"], worst["images"])} '
             f'of {worst["images"]}.</p><div class="scroll"><table>'
             '<tr><th class="l">label</th><th>images</th><th>recall</th><th></th><th>stopped above</th>'

@@ -19,6 +19,7 @@ import yaml
 from hier.core.errors import InputError
 from hier.infer import report, report_page
 from hier.infer.report import Record, labelled_records, read_run, records_from_predictions, write_report
+from hier.metrics.bounds import clopper_pearson_upper
 from hier.taxo.csv_source import build_from_table
 
 RANKS = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
@@ -141,8 +142,10 @@ def test_labelled_page_structure(fake_run, tmp_path):
     assert "<svg" in text and "<circle" in text and "<polyline" in text and "&lt;b&gt;" in text
     assert all(k in page.ids for k in ("curve", "ranks", "tree", "classes", "confusion", "unreadable"))
     assert "species" in text and "Per-class recall" in text and "no such file" in text
-    worst = min(stats.per_class, key=lambda c: ((c["images"] - c["wrong"]) / c["images"], -c["images"]))
-    assert f"Fewest correct: <b>{escape_html(taxonomy.names[worst['node']])}</b>" in text
+    upper = {c["node"]: clopper_pearson_upper(c["images"] - c["wrong"], c["images"]) for c in stats.per_class}
+    worst = min(upper.values())
+    named = [n for n, u in upper.items() if u == worst]  # the lowest bound (ties: the lower fraction correct)
+    assert any(f"as hier evaluate names it): <b>{escape_html(taxonomy.names[n])}</b>" in text for n in named)
     # the file named like an HTML tag is text, never an element
     assert EVIL not in text and escape_html(EVIL) in text
     assert not any(tag == "img" and attrs.get("src") == "x" for tag, attrs in page.tags)

@@ -63,3 +63,11 @@ def test_bounds_agree_with_scipy(seed):
     tails = stats.binom.sf(np.arange(n + 1) - 1, n, level)  # P(X >= k) for k = 0..n
     passing = np.flatnonzero(tails <= delta)
     assert B.minimum_correct(n, level, delta) == (int(passing[0]) if len(passing) else n + 1)
+
+
+def test_the_class_most_surely_short_is_the_lowest_upper_bound_not_the_lowest_fraction():
+    from hier.metrics.bounds import most_surely_short
+
+    counts = {"one image wrong": (0, 1), "7 of 20": (7, 20), "19 of 20": (19, 20)}
+    # 0 of 1 has the lowest fraction but an upper bound of 0.95; 7 of 20 is surely short (bound about 0.57)
+    assert most_surely_short(list(counts), lambda c: counts[c][0], lambda c: counts[c][1]) == "7 of 20"
