@@ -76,10 +76,11 @@ def _views(run, x: torch.Tensor, views: int) -> torch.Tensor:
 
 @torch.no_grad()
 def _pass(backbone: nn.Module, images: ImageDataset, config: dict, device: torch.device, progress: Progress,
-          what: str, cache_dir: Path | None, views: int, chunks: list[range], done: int = 0
+          what: str, cache_dir: Path | None, views: int, chunks: list[range], done: int = 0, keep=None
           ) -> Iterator[tuple[int, list[torch.Tensor], list[torch.Tensor]]]:
     """Yields (k, features, targets) once chunk ``chunks[k]`` (a range of image indices) is through the backbone:
-    the features [n, F] or [n, views, F] and node targets of its readable images, batch by batch."""
+    the features [n, F] or [n, views, F] and node targets of its readable images, batch by batch, each batch's
+    features as ``keep`` makes them (the chunk is held until it ends: half precision halves that)."""
     size = config["batch_size"]
     batches = [list(r[i:i + size]) for r in chunks for i in range(0, len(r), size)]
     chunk_of = [k for k, r in enumerate(chunks) for _ in range(0, len(r), size)]
@@ -97,7 +98,8 @@ def _pass(backbone: nn.Module, images: ImageDataset, config: dict, device: torch
             for j, batch in enumerate(loader):
                 check_interrupt()
                 if batch is not None:
-                    features.append(_views(run, batch[0], views))
+                    out = _views(run, batch[0], views)
+                    features.append(out if keep is None else keep(out))
                     kept.append(batch[1])
                 progress.advance(task, len(batches[j]), images=len(batches[j]))
                 if j + 1 == len(batches) or chunk_of[j + 1] != chunk_of[j]:
@@ -204,9 +206,9 @@ def _stream(backbone: nn.Module, images: ImageDataset, config: dict, device: tor
     """The pass over ``chunks``, each written to its name as it ends; a stop says what is kept."""
     try:
         for k, features, kept in _pass(backbone, images, config, device, progress, what, exports, views, chunks,
-                                       done=len(images) - sum(map(len, chunks))):
+                                       done=len(images) - sum(map(len, chunks)), keep=_half):
             runs.save_checkpoint(names[k], {
-                "features": _half(torch.cat(features)) if features else torch.empty(0),
+                "features": torch.cat(features) if features else torch.empty(0),  # float32 if a batch overflowed
                 "targets": torch.cat(kept) if kept else torch.empty(0, dtype=torch.long)})
     except (KeyboardInterrupt, OSError):  # Ctrl-C, SIGTERM, a full disk: what fit keeps of a run (train/fit.py)
         finished = finished_chunks(run_dir) if dist.is_main() else 0

@@ -55,3 +55,10 @@ def test_chunks_hold_the_features_and_only_what_changed_is_computed_again(taxono
     assert list(now)[1] != names[1] and len(now) == 3  # the changed image's chunk: a new one, the old removed
     assert now[names[2]] == first[names[2]]  # the untouched chunk was not written again
     assert torch.allclose(again[rows], features[rows])
+
+
+def test_features_beyond_half_precision_stay_float32_and_a_chunk_of_both_is_float32():
+    small, huge = torch.full((2, 3), 5.0), torch.full((2, 3), 1e6)  # float16 ends at 65,504
+    assert cache._half(small).dtype == torch.float16 and cache._half(huge).dtype == torch.float32
+    chunk = torch.cat([cache._half(small), cache._half(huge)])
+    assert chunk.dtype == torch.float32 and chunk[2:].eq(1e6).all()
