@@ -114,7 +114,7 @@ def real_demo(out: Path, *, head: str, epochs: int, classes: int | None = None, 
             "2. the tree: some labels stop at a genus or a class, beside species under them", ["taxo", "show", taxonomy]
         ),
         Step(
-            "3. train a head on frozen ImageNet features of EfficientNet-Lite0 (installed with pip, CPU)",
+            "3. train a head on ImageNet features of EfficientNet-Lite0 (from pip; its last 2 stages train too, CPU)",
             ["fit", demo.dataset, "--taxonomy", taxonomy, "--head", head, "--epochs", epochs, "--out", run]
             + (["--image-size", image_size] if image_size else []),
         ),
@@ -141,7 +141,7 @@ def synthetic_demo(out: Path, *, head: str, epochs: int, images: int) -> Demo:
         ),
         Step("2. its taxonomy", ["taxo", "show", data / "taxonomy.json", "--depth", 3]),
         Step(
-            "3. train a head on frozen ImageNet features of EfficientNet-Lite0 (installed with pip, CPU)",
+            "3. train a head on ImageNet features of EfficientNet-Lite0 (from pip; its last 2 stages train too, CPU)",
             [
                 "fit",
                 data,
