@@ -98,7 +98,8 @@ def run_peer(name: str, parts: dict, taxonomy, out: Path) -> dict:
     x, y = parts["train"][0].numpy(), parts["train"][1].numpy()
     start = time.perf_counter()
     if name == "logistic regression":
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=0)).fit(x, y)
+        # 200 L-BFGS steps: each is about 2 s on 240k x 1,280 features and 95 classes on 2 cores
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=200, random_state=0)).fit(x, y)
 
         def scores(part):
             return torch.as_tensor(model.decision_function(parts[part][0].numpy()), dtype=torch.float32)
