@@ -3,8 +3,8 @@ are), the tail trains on CPU from that cache (``train_stages``, docs/training.md
 
 EfficientNet (Lite0/1/2 and timm's ``efficientnet_*``/``tf_efficientnet_*``) is a stem, seven stages of inverted
 residual blocks, and a 1x1 head convolution before the pool. Cut before the last two stages at 160 px, the trunk's
-output is 112 x 10 x 10 per image, and training them with the head costs about 9 ms an image on 2 cores (measured
-in docs/results.md, "Deep and right").
+output is 112 x 10 x 10 per image, and training them with the head costs about 4.5 ms an image on 2 cores
+(docs/training.md; what it gains: docs/results.md, "Deep and right").
 """
 
 from __future__ import annotations

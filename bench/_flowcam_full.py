@@ -119,6 +119,7 @@ def run_peer(name: str, parts: dict, taxonomy, out: Path) -> dict:
 
 
 def full(images: Path, out: Path, reserved: set[str], taxonomy_path: Path, hier) -> None:
+    from hier.runs import read_split
     from hier.taxo import Taxonomy
 
     data, run = out / "data" / "full", out / "full-classifier"
@@ -131,8 +132,6 @@ def full(images: Path, out: Path, reserved: set[str], taxonomy_path: Path, hier)
     record(out, "calibrate", hier("calibrate", run))
     record(out, "evaluate", hier("evaluate", run, "--confidence", "0.9", "--json", out=out / "full-classifier.json"))
     cruise = out / "data" / "full-test"  # the test part as a folder of images, answered as a cruise would be
-    from hier.runs import read_split
-
     test = [Path(p) for p in read_split(run)["test"]]
     link(test, cruise)
     predicted = hier("predict", run, cruise, "--confidence", "0.9", "-o", out / "full-predict.csv", "--force")

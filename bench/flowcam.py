@@ -182,7 +182,7 @@ def main() -> None:
 def table(out: Path, names: list[str]) -> None:
     """The figures of every evaluation, as a Markdown table (docs/results.md); the worst class is the one most
     surely short of 0.9 (lowest Clopper-Pearson upper bound of its fraction correct), as hier evaluate names it."""
-    from hier.metrics.bounds import clopper_pearson_upper
+    from hier.metrics.bounds import most_surely_short
 
     print("\n| run | promise | mix | leaf acc | balanced acc | correct @0.9 | depth @0.9 | genus or deeper @0.9 "
           "| worst class @0.9 |\n|---|---|---|---:|---:|---:|---:|---:|---|")
@@ -191,8 +191,8 @@ def table(out: Path, names: list[str]) -> None:
             for mix in ("test", "balanced", "rare"):
                 r = json.loads((out / f"{name}-{promise}-{mix}.json").read_text())
                 per_class = r["per_class_at_confidence"]
-                worst = min(per_class, key=lambda c: clopper_pearson_upper(
-                    round(per_class[c]["correct"] * per_class[c]["images"]), per_class[c]["images"]))
+                correct = {c: round(f["correct"] * f["images"]) for c, f in per_class.items()}
+                worst = most_surely_short(list(per_class), correct.get, lambda c: per_class[c]["images"])
                 w = per_class[worst]
                 print(f"| {name} | {promise} | {mix} | {r['leaf_accuracy']:.3f} | {r['balanced_accuracy']:.3f} | "
                       f"{r['correct_at_confidence']:.3f} | {r['mean_depth_at_confidence']:.2f} | "

@@ -99,8 +99,8 @@ CHOICES = {
 }
 OPTION_KEYS = ("head_options", "loss_options", "backbone_options")
 NULLABLE_TYPES = {"embedding_size": int, "workers": int, "dataset": str, "loss": str, "weights": str,
-                  "freeze_backbone": bool, "backbone_lr": float, "train_stages": int, "views": int, "mean": list, "std": list,
-                  "interpolation": str, "augment": bool}
+                  "freeze_backbone": bool, "backbone_lr": float, "train_stages": int, "views": int, "mean": list,
+                  "std": list, "interpolation": str, "augment": bool}
 
 
 

@@ -143,7 +143,7 @@ def _start(dataset_path, taxonomy: Taxonomy, config: dict, run_dir: Path, checkp
     model, loss_fn = build_model(config, taxonomy, load_weights=checkpoint is None)
     config = size_defaults(config, model.backbone, len(train.paths))
     if config["train_stages"]:
-        split_stages(model.backbone, config["train_stages"])[1].requires_grad_(True)
+        trained_stages(model, config)[1].requires_grad_(True)
         if not resume:
             progress.print(f"training the backbone's last {config['train_stages']} stages with the head "
                            "(train_stages; docs/training.md)")
@@ -210,13 +210,14 @@ def _build_state(model: HierNet, loss_fn, train: Split, val: Split, config: dict
     """The training state on ``device``: restored from ``checkpoint``, else saved as epoch 0 of the new run."""
     model.to(device)
     loss_fn.to(device)
-    train_data, val_data = _data(model, train, val, config, device, run_dir, progress)
+    trunk, tail = trained_stages(model, config)
+    train_data, val_data = _data(trunk, train, val, config, device, run_dir, progress)
     from_features = isinstance(train_data, tuple)
     train_targets = train_data[1] if from_features else train_data.targets
     weights = balanced_weights(train_targets, config, len(taxonomy))
     optimizer = make_optimizer(model, loss_fn, config)
     schedule = make_schedule(optimizer, config, len(epoch_batches(len(train_targets), config, 0, weights)))
-    step = Step(model, from_features, backbone_is_frozen(config), trained_stages(model, config)[1])
+    step = Step(model, from_features, backbone_is_frozen(config), tail)
     if config["compile"]:
         step = torch.compile(step)
     state = TrainState(config, run_dir, taxonomy, device, model, loss_fn, optimizer, schedule, train_data,
@@ -247,12 +248,12 @@ def trained_stages(model: HierNet, config: dict) -> tuple[torch.nn.Module, torch
     return split_stages(model.backbone, config["train_stages"])
 
 
-def _data(model: HierNet, train: Split, val: Split, config: dict, device: torch.device, run_dir: Path,
+def _data(trunk: torch.nn.Module, train: Split, val: Split, config: dict, device: torch.device, run_dir: Path,
           progress: Progress):
-    """(train, val): cached backbone features (features, targets), or image datasets read every epoch."""
+    """(train, val): the cached output of ``trunk`` (the backbone, or its part before the trained stages) as
+    (features, targets), or image datasets read every epoch."""
     evaluation = image_transform(config)
     if use_feature_cache(config):
-        trunk = trained_stages(model, config)[0]
         train_images, val_images = (ImageDataset(split.paths, split.targets, evaluation) for split in (train, val))
         return (cached_features(trunk, train_images, config, device, run_dir, progress, "train"),
                 cached_features(trunk, val_images, config, device, run_dir, progress, "val"))
